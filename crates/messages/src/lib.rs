@@ -1,0 +1,265 @@
+//! Every LLUDP message of the OpenSimulator / Second Life template, as Rust types.
+//!
+//! The types under [`generated`](crate#reexports) are written by `cargo xtask codegen` from
+//! `message_template.msg`: one struct per message (for example [`StartPingCheck`]), one struct
+//! per block in a module named after the message (`start_ping_check::PingId`), and the
+//! [`Message`] enum over all of them. Field types follow the template: integers as their Rust
+//! types, `glam` vectors and quaternions, [`uuid::Uuid`], [`std::net::Ipv4Addr`], `[u8; N]` for
+//! Fixed fields and [`bytes::Bytes`] for Variable ones. Multiple blocks are arrays and Variable
+//! blocks `Vec`s, so decoding a message made only of fixed-size fields does not allocate.
+//!
+//! This crate codes message *bodies*. Framing (flags, sequence numbers, zero-coding, acks) is
+//! the job of `opensim-packet`.
+//!
+//! ```
+//! use opensim_messages::{codec::Reader, start_ping_check, Message, MessageType, StartPingCheck};
+//!
+//! let ping = StartPingCheck { ping_id: start_ping_check::PingId { ping_id: 7, oldest_unacked: 42 } };
+//! let mut body = Vec::new();
+//! ping.encode_body(&mut body).unwrap();
+//! let back = Message::decode(StartPingCheck::ID, &mut Reader::new(&body)).unwrap();
+//! assert_eq!(back, Message::StartPingCheck(ping));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+#[allow(missing_docs)]
+mod generated;
+#[cfg(feature = "arbitrary")]
+pub mod strategy;
+
+use bytes::{BufMut, Bytes};
+
+pub use codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+pub use generated::*;
+
+/// The frequency class of a message, which decides how its number is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Frequency {
+    /// One byte.
+    High,
+    /// `FF` then one byte.
+    Medium,
+    /// `FF FF` then a big-endian u16.
+    Low,
+    /// `FF FF FF` then one byte; the number is written in full as `0xFFFFFFxx`.
+    Fixed,
+}
+
+impl Frequency {
+    /// The template keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            Frequency::High => "High",
+            Frequency::Medium => "Medium",
+            Frequency::Low => "Low",
+            Frequency::Fixed => "Fixed",
+        }
+    }
+}
+
+/// Whether a message is only accepted from trusted circuits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// Sent by simulators; a client never sends it.
+    Trusted,
+    /// Anyone may send it.
+    NotTrusted,
+}
+
+/// The template's deprecation keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Deprecation {
+    /// Still works; the viewer only warns.
+    Deprecated,
+    /// Normally carried over HTTP, still accepted over UDP.
+    UdpDeprecated,
+    /// Must not arrive over UDP.
+    UdpBlackListed,
+}
+
+/// A message's frequency and number: what identifies it on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    frequency: Frequency,
+    number: u32,
+}
+
+impl MessageId {
+    /// A message id; Fixed numbers are given in full (`0xFFFFFFFB`).
+    pub const fn new(frequency: Frequency, number: u32) -> Self {
+        MessageId { frequency, number }
+    }
+
+    /// The frequency class.
+    pub const fn frequency(self) -> Frequency {
+        self.frequency
+    }
+
+    /// The number within the class.
+    pub const fn number(self) -> u32 {
+        self.number
+    }
+
+    /// How many bytes the number takes on the wire.
+    pub const fn wire_len(self) -> usize {
+        match self.frequency {
+            Frequency::High => 1,
+            Frequency::Medium => 2,
+            Frequency::Low | Frequency::Fixed => 4,
+        }
+    }
+
+    /// Reads a message number from the start of `buf`; `None` when `buf` is too short.
+    ///
+    /// Returns the id and the number of bytes it took. `FF FF FF xx` reads as the Fixed
+    /// number `0xFFFFFFxx`.
+    pub fn read(buf: &[u8]) -> Option<(MessageId, usize)> {
+        match *buf {
+            [0xFF, 0xFF, 0xFF, low, ..] => Some((
+                MessageId::new(Frequency::Fixed, 0xFFFF_FF00 | u32::from(low)),
+                4,
+            )),
+            [0xFF, 0xFF, hi, lo, ..] => Some((
+                MessageId::new(Frequency::Low, u32::from(u16::from_be_bytes([hi, lo]))),
+                4,
+            )),
+            [0xFF, 0xFF, ..] => None,
+            [0xFF, n, ..] => Some((MessageId::new(Frequency::Medium, u32::from(n)), 2)),
+            [0xFF] => None,
+            [n, ..] => Some((MessageId::new(Frequency::High, u32::from(n)), 1)),
+            [] => None,
+        }
+    }
+
+    /// Writes the number as it goes on the wire (only its low bytes count).
+    pub fn write<B: BufMut + ?Sized>(self, w: &mut B) {
+        // Truncation is the wire format: each class keeps the low bytes of its number.
+        let n = self.number;
+        match self.frequency {
+            Frequency::High => w.put_u8(n as u8),
+            Frequency::Medium => w.put_slice(&[0xFF, n as u8]),
+            Frequency::Low => {
+                w.put_slice(&[0xFF, 0xFF]);
+                w.put_u16(n as u16);
+            }
+            Frequency::Fixed => w.put_slice(&[0xFF, 0xFF, 0xFF, n as u8]),
+        }
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.frequency {
+            Frequency::Fixed => write!(f, "Fixed 0x{:08X}", self.number),
+            other => write!(f, "{} {}", other.name(), self.number),
+        }
+    }
+}
+
+/// What the template says about one message type; implemented by every generated message.
+pub trait MessageType: Sized {
+    /// The template name.
+    const NAME: &'static str;
+    /// The frequency and number.
+    const ID: MessageId;
+    /// Trusted or not.
+    const TRUST: Trust;
+    /// Whether the template lets senders zero-code it.
+    const ZEROCODED: bool;
+    /// The deprecation keyword, if any.
+    const DEPRECATION: Option<Deprecation>;
+    /// Whether every field and block has a fixed size (decoding it does not allocate).
+    const FIXED_SIZE: bool;
+
+    /// Decodes the body.
+    ///
+    /// # Errors
+    /// When the body does not hold what the template requires.
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Encodes the body.
+    ///
+    /// # Errors
+    /// When a Variable field or block is too long for its length prefix.
+    fn encode_body<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError>;
+    /// The number of bytes [`MessageType::encode_body`] writes.
+    fn encoded_len(&self) -> usize;
+    /// Walks the blocks and fields in wire order.
+    fn visit<V: Visitor + ?Sized>(&self, v: &mut V);
+}
+
+/// The template facts about one message, as a value (see [`MESSAGES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The template name.
+    pub name: &'static str,
+    /// Frequency and number.
+    pub id: MessageId,
+    /// Trusted or not.
+    pub trust: Trust,
+    /// Whether the template lets senders zero-code it.
+    pub zerocoded: bool,
+    /// The deprecation keyword, if any.
+    pub deprecation: Option<Deprecation>,
+    /// Whether decoding it needs no allocation.
+    pub fixed_size: bool,
+}
+
+impl MessageInfo {
+    /// The facts of message type `T`.
+    pub const fn of<T: MessageType>() -> Self {
+        MessageInfo {
+            name: T::NAME,
+            id: T::ID,
+            trust: T::TRUST,
+            zerocoded: T::ZEROCODED,
+            deprecation: T::DEPRECATION,
+            fixed_size: T::FIXED_SIZE,
+        }
+    }
+}
+
+/// A message whose number the template does not define, kept so that it can be forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMessage {
+    /// The number it arrived with.
+    pub id: MessageId,
+    /// Its body, untouched.
+    pub body: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn message_numbers_round_trip_in_every_class() {
+        for id in [
+            MessageId::new(Frequency::High, 1),
+            MessageId::new(Frequency::High, 254),
+            MessageId::new(Frequency::Medium, 3),
+            MessageId::new(Frequency::Low, 148),
+            MessageId::new(Frequency::Low, 0xFEFF),
+            MessageId::new(Frequency::Fixed, 0xFFFF_FFFB),
+        ] {
+            let mut buf = Vec::new();
+            id.write(&mut buf);
+            assert_eq!(buf.len(), id.wire_len());
+            assert_eq!(MessageId::read(&buf), Some((id, buf.len())));
+        }
+        assert_eq!(MessageId::read(&[0xFF, 0xFF, 0x00]), None);
+        assert_eq!(MessageId::read(&[0xFF]), None);
+        assert_eq!(MessageId::read(&[]), None);
+    }
+
+    #[test]
+    fn template_table_is_sorted_and_complete() {
+        assert_eq!(MESSAGES.len(), 478);
+        assert!(MESSAGES.windows(2).all(|w| w[0].id < w[1].id));
+        let ack = lookup(MessageId::new(Frequency::Fixed, 0xFFFF_FFFB)).unwrap();
+        assert_eq!(ack.name, "PacketAck");
+        assert_eq!(lookup_name("RegionHandshake").unwrap().id.number(), 148);
+    }
+}
