@@ -109,7 +109,7 @@ impl<'a> Reader<'a> {
     pub fn rest(&mut self) -> Bytes {
         let n = self.buf.len() - self.pos;
         // Cannot fail: exactly the remaining length is taken.
-        self.bytes(n).unwrap_or_default()
+        self.raw(n).unwrap_or_default()
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -133,7 +133,13 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.take(n).map(|_| ())
+    }
+
+    /// Reads `n` raw bytes (sliced from the backing buffer when there is one).
+    pub fn raw(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let s = self.take(n)?;
         Ok(match self.backing {
             Some(b) => b.slice_ref(s),
@@ -226,12 +232,12 @@ impl<'a> Reader<'a> {
     /// Reads a `Variable 1` field (u8 length, then bytes).
     pub fn var1(&mut self) -> Result<Bytes, DecodeError> {
         let n = usize::from(self.u8()?);
-        self.bytes(n)
+        self.raw(n)
     }
     /// Reads a `Variable 2` field (little-endian u16 length, then bytes).
     pub fn var2(&mut self) -> Result<Bytes, DecodeError> {
         let n = usize::from(self.u16()?);
-        self.bytes(n)
+        self.raw(n)
     }
 
     /// Reads `N` instances of a Multiple block.

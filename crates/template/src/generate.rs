@@ -663,7 +663,7 @@ fn gen_mod(template: &Template) -> String {
         let ty = camel(&m.name);
         let _ = writeln!(
             out,
-            "            ({}, {}) => Self::{ty}({ty}::decode_body(r)?),",
+            "            ({}, {}) => decode_as::<{ty}>(r)?,",
             frequency_path(m.frequency),
             number_literal(m)
         );
@@ -730,6 +730,7 @@ fn gen_mod(template: &Template) -> String {
     );
     out.push_str("}\n\n");
 
+    out.push_str("/// Decodes one message type; kept out of line so that the dispatch in [`Message::decode`]\n/// does not carry every message's temporaries in one stack frame.\n#[inline(never)]\nfn decode_as<T: MessageType + Into<Message>>(r: &mut Reader<'_>) -> Result<Message, DecodeError> {\n    T::decode_body(r).map(Into::into)\n}\n\n");
     out.push_str(
         "/// The template facts about the message numbered `id`, if the template has it.\n",
     );

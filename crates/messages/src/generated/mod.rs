@@ -1476,816 +1476,484 @@ impl Message {
     /// When the body is shorter than the template requires, or a count or length does not fit.
     pub fn decode(id: MessageId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match (id.frequency(), id.number()) {
-            (Frequency::High, 1) => Self::StartPingCheck(StartPingCheck::decode_body(r)?),
-            (Frequency::High, 2) => Self::CompletePingCheck(CompletePingCheck::decode_body(r)?),
-            (Frequency::High, 3) => Self::NeighborList(NeighborList::decode_body(r)?),
-            (Frequency::High, 4) => Self::AgentUpdate(AgentUpdate::decode_body(r)?),
-            (Frequency::High, 5) => Self::AgentAnimation(AgentAnimation::decode_body(r)?),
-            (Frequency::High, 6) => Self::AgentRequestSit(AgentRequestSit::decode_body(r)?),
-            (Frequency::High, 7) => Self::AgentSit(AgentSit::decode_body(r)?),
-            (Frequency::High, 8) => Self::RequestImage(RequestImage::decode_body(r)?),
-            (Frequency::High, 9) => Self::ImageData(ImageData::decode_body(r)?),
-            (Frequency::High, 10) => Self::ImagePacket(ImagePacket::decode_body(r)?),
-            (Frequency::High, 11) => Self::LayerData(LayerData::decode_body(r)?),
-            (Frequency::High, 12) => Self::ObjectUpdate(ObjectUpdate::decode_body(r)?),
-            (Frequency::High, 13) => {
-                Self::ObjectUpdateCompressed(ObjectUpdateCompressed::decode_body(r)?)
-            }
-            (Frequency::High, 14) => Self::ObjectUpdateCached(ObjectUpdateCached::decode_body(r)?),
-            (Frequency::High, 15) => {
-                Self::ImprovedTerseObjectUpdate(ImprovedTerseObjectUpdate::decode_body(r)?)
-            }
-            (Frequency::High, 16) => Self::KillObject(KillObject::decode_body(r)?),
-            (Frequency::High, 17) => Self::TransferPacket(TransferPacket::decode_body(r)?),
-            (Frequency::High, 18) => Self::SendXferPacket(SendXferPacket::decode_body(r)?),
-            (Frequency::High, 19) => Self::ConfirmXferPacket(ConfirmXferPacket::decode_body(r)?),
-            (Frequency::High, 20) => Self::AvatarAnimation(AvatarAnimation::decode_body(r)?),
-            (Frequency::High, 21) => Self::AvatarSitResponse(AvatarSitResponse::decode_body(r)?),
-            (Frequency::High, 22) => Self::CameraConstraint(CameraConstraint::decode_body(r)?),
-            (Frequency::High, 23) => Self::ParcelProperties(ParcelProperties::decode_body(r)?),
-            (Frequency::High, 24) => Self::EdgeDataPacket(EdgeDataPacket::decode_body(r)?),
-            (Frequency::High, 25) => Self::ChildAgentUpdate(ChildAgentUpdate::decode_body(r)?),
-            (Frequency::High, 26) => Self::ChildAgentAlive(ChildAgentAlive::decode_body(r)?),
-            (Frequency::High, 27) => {
-                Self::ChildAgentPositionUpdate(ChildAgentPositionUpdate::decode_body(r)?)
-            }
-            (Frequency::High, 28) => Self::AtomicPassObject(AtomicPassObject::decode_body(r)?),
-            (Frequency::High, 29) => Self::SoundTrigger(SoundTrigger::decode_body(r)?),
-            (Frequency::High, 30) => Self::ObjectAnimation(ObjectAnimation::decode_body(r)?),
-            (Frequency::High, 31) => {
-                Self::GenericStreamingMessage(GenericStreamingMessage::decode_body(r)?)
-            }
-            (Frequency::Medium, 1) => Self::ObjectAdd(ObjectAdd::decode_body(r)?),
-            (Frequency::Medium, 2) => {
-                Self::MultipleObjectUpdate(MultipleObjectUpdate::decode_body(r)?)
-            }
-            (Frequency::Medium, 3) => {
-                Self::RequestMultipleObjects(RequestMultipleObjects::decode_body(r)?)
-            }
-            (Frequency::Medium, 4) => Self::ObjectPosition(ObjectPosition::decode_body(r)?),
-            (Frequency::Medium, 5) => {
-                Self::RequestObjectPropertiesFamily(RequestObjectPropertiesFamily::decode_body(r)?)
-            }
-            (Frequency::Medium, 6) => {
-                Self::CoarseLocationUpdate(CoarseLocationUpdate::decode_body(r)?)
-            }
-            (Frequency::Medium, 7) => Self::CrossedRegion(CrossedRegion::decode_body(r)?),
-            (Frequency::Medium, 8) => {
-                Self::ConfirmEnableSimulator(ConfirmEnableSimulator::decode_body(r)?)
-            }
-            (Frequency::Medium, 9) => Self::ObjectProperties(ObjectProperties::decode_body(r)?),
-            (Frequency::Medium, 10) => {
-                Self::ObjectPropertiesFamily(ObjectPropertiesFamily::decode_body(r)?)
-            }
-            (Frequency::Medium, 11) => {
-                Self::ParcelPropertiesRequest(ParcelPropertiesRequest::decode_body(r)?)
-            }
-            (Frequency::Medium, 12) => Self::SimStatus(SimStatus::decode_body(r)?),
-            (Frequency::Medium, 13) => Self::AttachedSound(AttachedSound::decode_body(r)?),
-            (Frequency::Medium, 14) => {
-                Self::AttachedSoundGainChange(AttachedSoundGainChange::decode_body(r)?)
-            }
-            (Frequency::Medium, 15) => Self::PreloadSound(PreloadSound::decode_body(r)?),
-            (Frequency::Medium, 16) => {
-                Self::InternalScriptMail(InternalScriptMail::decode_body(r)?)
-            }
-            (Frequency::Medium, 17) => Self::ViewerEffect(ViewerEffect::decode_body(r)?),
-            (Frequency::Low, 1) => Self::TestMessage(TestMessage::decode_body(r)?),
-            (Frequency::Low, 2) => Self::AddCircuitCode(AddCircuitCode::decode_body(r)?),
-            (Frequency::Low, 3) => Self::UseCircuitCode(UseCircuitCode::decode_body(r)?),
-            (Frequency::Low, 4) => Self::AvatarTextureUpdate(AvatarTextureUpdate::decode_body(r)?),
-            (Frequency::Low, 5) => Self::SimulatorMapUpdate(SimulatorMapUpdate::decode_body(r)?),
-            (Frequency::Low, 6) => Self::SimulatorSetMap(SimulatorSetMap::decode_body(r)?),
-            (Frequency::Low, 7) => Self::SubscribeLoad(SubscribeLoad::decode_body(r)?),
-            (Frequency::Low, 8) => Self::UnsubscribeLoad(UnsubscribeLoad::decode_body(r)?),
-            (Frequency::Low, 9) => Self::SimulatorReady(SimulatorReady::decode_body(r)?),
-            (Frequency::Low, 10) => Self::TelehubInfo(TelehubInfo::decode_body(r)?),
-            (Frequency::Low, 11) => {
-                Self::SimulatorPresentAtLocation(SimulatorPresentAtLocation::decode_body(r)?)
-            }
-            (Frequency::Low, 12) => Self::SimulatorLoad(SimulatorLoad::decode_body(r)?),
-            (Frequency::Low, 13) => {
-                Self::SimulatorShutdownRequest(SimulatorShutdownRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 14) => Self::RegionPresenceRequestByRegionId(
-                RegionPresenceRequestByRegionId::decode_body(r)?,
-            ),
-            (Frequency::Low, 15) => {
-                Self::RegionPresenceRequestByHandle(RegionPresenceRequestByHandle::decode_body(r)?)
-            }
-            (Frequency::Low, 16) => {
-                Self::RegionPresenceResponse(RegionPresenceResponse::decode_body(r)?)
-            }
-            (Frequency::Low, 17) => Self::UpdateSimulator(UpdateSimulator::decode_body(r)?),
-            (Frequency::Low, 18) => Self::LogDwellTime(LogDwellTime::decode_body(r)?),
-            (Frequency::Low, 19) => Self::FeatureDisabled(FeatureDisabled::decode_body(r)?),
-            (Frequency::Low, 20) => {
-                Self::LogFailedMoneyTransaction(LogFailedMoneyTransaction::decode_body(r)?)
-            }
-            (Frequency::Low, 21) => Self::UserReportInternal(UserReportInternal::decode_body(r)?),
-            (Frequency::Low, 22) => {
-                Self::SetSimStatusInDatabase(SetSimStatusInDatabase::decode_body(r)?)
-            }
-            (Frequency::Low, 23) => {
-                Self::SetSimPresenceInDatabase(SetSimPresenceInDatabase::decode_body(r)?)
-            }
-            (Frequency::Low, 24) => Self::EconomyDataRequest(EconomyDataRequest::decode_body(r)?),
-            (Frequency::Low, 25) => Self::EconomyData(EconomyData::decode_body(r)?),
-            (Frequency::Low, 26) => Self::AvatarPickerRequest(AvatarPickerRequest::decode_body(r)?),
-            (Frequency::Low, 27) => {
-                Self::AvatarPickerRequestBackend(AvatarPickerRequestBackend::decode_body(r)?)
-            }
-            (Frequency::Low, 28) => Self::AvatarPickerReply(AvatarPickerReply::decode_body(r)?),
-            (Frequency::Low, 29) => Self::PlacesQuery(PlacesQuery::decode_body(r)?),
-            (Frequency::Low, 30) => Self::PlacesReply(PlacesReply::decode_body(r)?),
-            (Frequency::Low, 31) => Self::DirFindQuery(DirFindQuery::decode_body(r)?),
-            (Frequency::Low, 32) => Self::DirFindQueryBackend(DirFindQueryBackend::decode_body(r)?),
-            (Frequency::Low, 33) => Self::DirPlacesQuery(DirPlacesQuery::decode_body(r)?),
-            (Frequency::Low, 34) => {
-                Self::DirPlacesQueryBackend(DirPlacesQueryBackend::decode_body(r)?)
-            }
-            (Frequency::Low, 35) => Self::DirPlacesReply(DirPlacesReply::decode_body(r)?),
-            (Frequency::Low, 36) => Self::DirPeopleReply(DirPeopleReply::decode_body(r)?),
-            (Frequency::Low, 37) => Self::DirEventsReply(DirEventsReply::decode_body(r)?),
-            (Frequency::Low, 38) => Self::DirGroupsReply(DirGroupsReply::decode_body(r)?),
-            (Frequency::Low, 39) => Self::DirClassifiedQuery(DirClassifiedQuery::decode_body(r)?),
-            (Frequency::Low, 40) => {
-                Self::DirClassifiedQueryBackend(DirClassifiedQueryBackend::decode_body(r)?)
-            }
-            (Frequency::Low, 41) => Self::DirClassifiedReply(DirClassifiedReply::decode_body(r)?),
-            (Frequency::Low, 42) => {
-                Self::AvatarClassifiedReply(AvatarClassifiedReply::decode_body(r)?)
-            }
-            (Frequency::Low, 43) => {
-                Self::ClassifiedInfoRequest(ClassifiedInfoRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 44) => Self::ClassifiedInfoReply(ClassifiedInfoReply::decode_body(r)?),
-            (Frequency::Low, 45) => {
-                Self::ClassifiedInfoUpdate(ClassifiedInfoUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 46) => Self::ClassifiedDelete(ClassifiedDelete::decode_body(r)?),
-            (Frequency::Low, 47) => Self::ClassifiedGodDelete(ClassifiedGodDelete::decode_body(r)?),
-            (Frequency::Low, 48) => Self::DirLandQuery(DirLandQuery::decode_body(r)?),
-            (Frequency::Low, 49) => Self::DirLandQueryBackend(DirLandQueryBackend::decode_body(r)?),
-            (Frequency::Low, 50) => Self::DirLandReply(DirLandReply::decode_body(r)?),
-            (Frequency::Low, 51) => Self::DirPopularQuery(DirPopularQuery::decode_body(r)?),
-            (Frequency::Low, 52) => {
-                Self::DirPopularQueryBackend(DirPopularQueryBackend::decode_body(r)?)
-            }
-            (Frequency::Low, 53) => Self::DirPopularReply(DirPopularReply::decode_body(r)?),
-            (Frequency::Low, 54) => Self::ParcelInfoRequest(ParcelInfoRequest::decode_body(r)?),
-            (Frequency::Low, 55) => Self::ParcelInfoReply(ParcelInfoReply::decode_body(r)?),
-            (Frequency::Low, 56) => {
-                Self::ParcelObjectOwnersRequest(ParcelObjectOwnersRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 57) => {
-                Self::ParcelObjectOwnersReply(ParcelObjectOwnersReply::decode_body(r)?)
-            }
-            (Frequency::Low, 58) => {
-                Self::GroupNoticesListRequest(GroupNoticesListRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 59) => {
-                Self::GroupNoticesListReply(GroupNoticesListReply::decode_body(r)?)
-            }
-            (Frequency::Low, 60) => Self::GroupNoticeRequest(GroupNoticeRequest::decode_body(r)?),
-            (Frequency::Low, 61) => Self::GroupNoticeAdd(GroupNoticeAdd::decode_body(r)?),
-            (Frequency::Low, 62) => Self::TeleportRequest(TeleportRequest::decode_body(r)?),
-            (Frequency::Low, 63) => {
-                Self::TeleportLocationRequest(TeleportLocationRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 64) => Self::TeleportLocal(TeleportLocal::decode_body(r)?),
-            (Frequency::Low, 65) => {
-                Self::TeleportLandmarkRequest(TeleportLandmarkRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 66) => Self::TeleportProgress(TeleportProgress::decode_body(r)?),
-            (Frequency::Low, 67) => {
-                Self::DataHomeLocationRequest(DataHomeLocationRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 68) => {
-                Self::DataHomeLocationReply(DataHomeLocationReply::decode_body(r)?)
-            }
-            (Frequency::Low, 69) => Self::TeleportFinish(TeleportFinish::decode_body(r)?),
-            (Frequency::Low, 70) => Self::StartLure(StartLure::decode_body(r)?),
-            (Frequency::Low, 71) => Self::TeleportLureRequest(TeleportLureRequest::decode_body(r)?),
-            (Frequency::Low, 72) => Self::TeleportCancel(TeleportCancel::decode_body(r)?),
-            (Frequency::Low, 73) => Self::TeleportStart(TeleportStart::decode_body(r)?),
-            (Frequency::Low, 74) => Self::TeleportFailed(TeleportFailed::decode_body(r)?),
-            (Frequency::Low, 75) => Self::Undo(Undo::decode_body(r)?),
-            (Frequency::Low, 76) => Self::Redo(Redo::decode_body(r)?),
-            (Frequency::Low, 77) => Self::UndoLand(UndoLand::decode_body(r)?),
-            (Frequency::Low, 78) => Self::AgentPause(AgentPause::decode_body(r)?),
-            (Frequency::Low, 79) => Self::AgentResume(AgentResume::decode_body(r)?),
-            (Frequency::Low, 80) => Self::ChatFromViewer(ChatFromViewer::decode_body(r)?),
-            (Frequency::Low, 81) => Self::AgentThrottle(AgentThrottle::decode_body(r)?),
-            (Frequency::Low, 82) => Self::AgentFov(AgentFov::decode_body(r)?),
-            (Frequency::Low, 83) => Self::AgentHeightWidth(AgentHeightWidth::decode_body(r)?),
-            (Frequency::Low, 84) => Self::AgentSetAppearance(AgentSetAppearance::decode_body(r)?),
-            (Frequency::Low, 85) => Self::AgentQuitCopy(AgentQuitCopy::decode_body(r)?),
-            (Frequency::Low, 86) => Self::ImageNotInDatabase(ImageNotInDatabase::decode_body(r)?),
-            (Frequency::Low, 87) => {
-                Self::RebakeAvatarTextures(RebakeAvatarTextures::decode_body(r)?)
-            }
-            (Frequency::Low, 88) => Self::SetAlwaysRun(SetAlwaysRun::decode_body(r)?),
-            (Frequency::Low, 89) => Self::ObjectDelete(ObjectDelete::decode_body(r)?),
-            (Frequency::Low, 90) => Self::ObjectDuplicate(ObjectDuplicate::decode_body(r)?),
-            (Frequency::Low, 91) => {
-                Self::ObjectDuplicateOnRay(ObjectDuplicateOnRay::decode_body(r)?)
-            }
-            (Frequency::Low, 92) => Self::ObjectScale(ObjectScale::decode_body(r)?),
-            (Frequency::Low, 93) => Self::ObjectRotation(ObjectRotation::decode_body(r)?),
-            (Frequency::Low, 94) => Self::ObjectFlagUpdate(ObjectFlagUpdate::decode_body(r)?),
-            (Frequency::Low, 95) => Self::ObjectClickAction(ObjectClickAction::decode_body(r)?),
-            (Frequency::Low, 96) => Self::ObjectImage(ObjectImage::decode_body(r)?),
-            (Frequency::Low, 97) => Self::ObjectMaterial(ObjectMaterial::decode_body(r)?),
-            (Frequency::Low, 98) => Self::ObjectShape(ObjectShape::decode_body(r)?),
-            (Frequency::Low, 99) => Self::ObjectExtraParams(ObjectExtraParams::decode_body(r)?),
-            (Frequency::Low, 100) => Self::ObjectOwner(ObjectOwner::decode_body(r)?),
-            (Frequency::Low, 101) => Self::ObjectGroup(ObjectGroup::decode_body(r)?),
-            (Frequency::Low, 102) => Self::ObjectBuy(ObjectBuy::decode_body(r)?),
-            (Frequency::Low, 103) => Self::BuyObjectInventory(BuyObjectInventory::decode_body(r)?),
-            (Frequency::Low, 104) => Self::DerezContainer(DerezContainer::decode_body(r)?),
-            (Frequency::Low, 105) => Self::ObjectPermissions(ObjectPermissions::decode_body(r)?),
-            (Frequency::Low, 106) => Self::ObjectSaleInfo(ObjectSaleInfo::decode_body(r)?),
-            (Frequency::Low, 107) => Self::ObjectName(ObjectName::decode_body(r)?),
-            (Frequency::Low, 108) => Self::ObjectDescription(ObjectDescription::decode_body(r)?),
-            (Frequency::Low, 109) => Self::ObjectCategory(ObjectCategory::decode_body(r)?),
-            (Frequency::Low, 110) => Self::ObjectSelect(ObjectSelect::decode_body(r)?),
-            (Frequency::Low, 111) => Self::ObjectDeselect(ObjectDeselect::decode_body(r)?),
-            (Frequency::Low, 112) => Self::ObjectAttach(ObjectAttach::decode_body(r)?),
-            (Frequency::Low, 113) => Self::ObjectDetach(ObjectDetach::decode_body(r)?),
-            (Frequency::Low, 114) => Self::ObjectDrop(ObjectDrop::decode_body(r)?),
-            (Frequency::Low, 115) => Self::ObjectLink(ObjectLink::decode_body(r)?),
-            (Frequency::Low, 116) => Self::ObjectDelink(ObjectDelink::decode_body(r)?),
-            (Frequency::Low, 117) => Self::ObjectGrab(ObjectGrab::decode_body(r)?),
-            (Frequency::Low, 118) => Self::ObjectGrabUpdate(ObjectGrabUpdate::decode_body(r)?),
-            (Frequency::Low, 119) => Self::ObjectDeGrab(ObjectDeGrab::decode_body(r)?),
-            (Frequency::Low, 120) => Self::ObjectSpinStart(ObjectSpinStart::decode_body(r)?),
-            (Frequency::Low, 121) => Self::ObjectSpinUpdate(ObjectSpinUpdate::decode_body(r)?),
-            (Frequency::Low, 122) => Self::ObjectSpinStop(ObjectSpinStop::decode_body(r)?),
-            (Frequency::Low, 123) => {
-                Self::ObjectExportSelected(ObjectExportSelected::decode_body(r)?)
-            }
-            (Frequency::Low, 124) => Self::ModifyLand(ModifyLand::decode_body(r)?),
-            (Frequency::Low, 125) => {
-                Self::VelocityInterpolateOn(VelocityInterpolateOn::decode_body(r)?)
-            }
-            (Frequency::Low, 126) => {
-                Self::VelocityInterpolateOff(VelocityInterpolateOff::decode_body(r)?)
-            }
-            (Frequency::Low, 127) => Self::StateSave(StateSave::decode_body(r)?),
-            (Frequency::Low, 128) => {
-                Self::ReportAutosaveCrash(ReportAutosaveCrash::decode_body(r)?)
-            }
-            (Frequency::Low, 129) => Self::SimWideDeletes(SimWideDeletes::decode_body(r)?),
-            (Frequency::Low, 130) => Self::TrackAgent(TrackAgent::decode_body(r)?),
-            (Frequency::Low, 131) => Self::ViewerStats(ViewerStats::decode_body(r)?),
-            (Frequency::Low, 132) => Self::ScriptAnswerYes(ScriptAnswerYes::decode_body(r)?),
-            (Frequency::Low, 133) => Self::UserReport(UserReport::decode_body(r)?),
-            (Frequency::Low, 134) => Self::AlertMessage(AlertMessage::decode_body(r)?),
-            (Frequency::Low, 135) => Self::AgentAlertMessage(AgentAlertMessage::decode_body(r)?),
-            (Frequency::Low, 136) => Self::MeanCollisionAlert(MeanCollisionAlert::decode_body(r)?),
-            (Frequency::Low, 137) => {
-                Self::ViewerFrozenMessage(ViewerFrozenMessage::decode_body(r)?)
-            }
-            (Frequency::Low, 138) => Self::HealthMessage(HealthMessage::decode_body(r)?),
-            (Frequency::Low, 139) => Self::ChatFromSimulator(ChatFromSimulator::decode_body(r)?),
-            (Frequency::Low, 140) => Self::SimStats(SimStats::decode_body(r)?),
-            (Frequency::Low, 141) => Self::RequestRegionInfo(RequestRegionInfo::decode_body(r)?),
-            (Frequency::Low, 142) => Self::RegionInfo(RegionInfo::decode_body(r)?),
-            (Frequency::Low, 143) => {
-                Self::GodUpdateRegionInfo(GodUpdateRegionInfo::decode_body(r)?)
-            }
-            (Frequency::Low, 144) => {
-                Self::NearestLandingRegionRequest(NearestLandingRegionRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 145) => {
-                Self::NearestLandingRegionReply(NearestLandingRegionReply::decode_body(r)?)
-            }
-            (Frequency::Low, 146) => {
-                Self::NearestLandingRegionUpdated(NearestLandingRegionUpdated::decode_body(r)?)
-            }
-            (Frequency::Low, 147) => {
-                Self::TeleportLandingStatusChanged(TeleportLandingStatusChanged::decode_body(r)?)
-            }
-            (Frequency::Low, 148) => Self::RegionHandshake(RegionHandshake::decode_body(r)?),
-            (Frequency::Low, 149) => {
-                Self::RegionHandshakeReply(RegionHandshakeReply::decode_body(r)?)
-            }
-            (Frequency::Low, 150) => {
-                Self::SimulatorViewerTimeMessage(SimulatorViewerTimeMessage::decode_body(r)?)
-            }
-            (Frequency::Low, 151) => Self::EnableSimulator(EnableSimulator::decode_body(r)?),
-            (Frequency::Low, 152) => Self::DisableSimulator(DisableSimulator::decode_body(r)?),
-            (Frequency::Low, 153) => Self::TransferRequest(TransferRequest::decode_body(r)?),
-            (Frequency::Low, 154) => Self::TransferInfo(TransferInfo::decode_body(r)?),
-            (Frequency::Low, 155) => Self::TransferAbort(TransferAbort::decode_body(r)?),
-            (Frequency::Low, 156) => Self::RequestXfer(RequestXfer::decode_body(r)?),
-            (Frequency::Low, 157) => Self::AbortXfer(AbortXfer::decode_body(r)?),
-            (Frequency::Low, 158) => Self::AvatarAppearance(AvatarAppearance::decode_body(r)?),
-            (Frequency::Low, 159) => {
-                Self::SetFollowCamProperties(SetFollowCamProperties::decode_body(r)?)
-            }
-            (Frequency::Low, 160) => {
-                Self::ClearFollowCamProperties(ClearFollowCamProperties::decode_body(r)?)
-            }
-            (Frequency::Low, 161) => Self::RequestPayPrice(RequestPayPrice::decode_body(r)?),
-            (Frequency::Low, 162) => Self::PayPriceReply(PayPriceReply::decode_body(r)?),
-            (Frequency::Low, 163) => Self::KickUser(KickUser::decode_body(r)?),
-            (Frequency::Low, 164) => Self::KickUserAck(KickUserAck::decode_body(r)?),
-            (Frequency::Low, 165) => Self::GodKickUser(GodKickUser::decode_body(r)?),
-            (Frequency::Low, 166) => Self::SystemKickUser(SystemKickUser::decode_body(r)?),
-            (Frequency::Low, 167) => Self::EjectUser(EjectUser::decode_body(r)?),
-            (Frequency::Low, 168) => Self::FreezeUser(FreezeUser::decode_body(r)?),
-            (Frequency::Low, 169) => {
-                Self::AvatarPropertiesRequest(AvatarPropertiesRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 170) => Self::AvatarPropertiesRequestBackend(
-                AvatarPropertiesRequestBackend::decode_body(r)?,
-            ),
-            (Frequency::Low, 171) => {
-                Self::AvatarPropertiesReply(AvatarPropertiesReply::decode_body(r)?)
-            }
-            (Frequency::Low, 172) => {
-                Self::AvatarInterestsReply(AvatarInterestsReply::decode_body(r)?)
-            }
-            (Frequency::Low, 173) => Self::AvatarGroupsReply(AvatarGroupsReply::decode_body(r)?),
-            (Frequency::Low, 174) => {
-                Self::AvatarPropertiesUpdate(AvatarPropertiesUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 175) => {
-                Self::AvatarInterestsUpdate(AvatarInterestsUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 176) => Self::AvatarNotesReply(AvatarNotesReply::decode_body(r)?),
-            (Frequency::Low, 177) => Self::AvatarNotesUpdate(AvatarNotesUpdate::decode_body(r)?),
-            (Frequency::Low, 178) => Self::AvatarPicksReply(AvatarPicksReply::decode_body(r)?),
-            (Frequency::Low, 179) => Self::EventInfoRequest(EventInfoRequest::decode_body(r)?),
-            (Frequency::Low, 180) => Self::EventInfoReply(EventInfoReply::decode_body(r)?),
-            (Frequency::Low, 181) => {
-                Self::EventNotificationAddRequest(EventNotificationAddRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 182) => Self::EventNotificationRemoveRequest(
-                EventNotificationRemoveRequest::decode_body(r)?,
-            ),
-            (Frequency::Low, 183) => Self::EventGodDelete(EventGodDelete::decode_body(r)?),
-            (Frequency::Low, 184) => Self::PickInfoReply(PickInfoReply::decode_body(r)?),
-            (Frequency::Low, 185) => Self::PickInfoUpdate(PickInfoUpdate::decode_body(r)?),
-            (Frequency::Low, 186) => Self::PickDelete(PickDelete::decode_body(r)?),
-            (Frequency::Low, 187) => Self::PickGodDelete(PickGodDelete::decode_body(r)?),
-            (Frequency::Low, 188) => Self::ScriptQuestion(ScriptQuestion::decode_body(r)?),
-            (Frequency::Low, 189) => {
-                Self::ScriptControlChange(ScriptControlChange::decode_body(r)?)
-            }
-            (Frequency::Low, 190) => Self::ScriptDialog(ScriptDialog::decode_body(r)?),
-            (Frequency::Low, 191) => Self::ScriptDialogReply(ScriptDialogReply::decode_body(r)?),
-            (Frequency::Low, 192) => {
-                Self::ForceScriptControlRelease(ForceScriptControlRelease::decode_body(r)?)
-            }
-            (Frequency::Low, 193) => Self::RevokePermissions(RevokePermissions::decode_body(r)?),
-            (Frequency::Low, 194) => Self::LoadUrl(LoadUrl::decode_body(r)?),
-            (Frequency::Low, 195) => {
-                Self::ScriptTeleportRequest(ScriptTeleportRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 196) => Self::ParcelOverlay(ParcelOverlay::decode_body(r)?),
-            (Frequency::Low, 197) => {
-                Self::ParcelPropertiesRequestById(ParcelPropertiesRequestById::decode_body(r)?)
-            }
-            (Frequency::Low, 198) => {
-                Self::ParcelPropertiesUpdate(ParcelPropertiesUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 199) => {
-                Self::ParcelReturnObjects(ParcelReturnObjects::decode_body(r)?)
-            }
-            (Frequency::Low, 200) => {
-                Self::ParcelSetOtherCleanTime(ParcelSetOtherCleanTime::decode_body(r)?)
-            }
-            (Frequency::Low, 201) => {
-                Self::ParcelDisableObjects(ParcelDisableObjects::decode_body(r)?)
-            }
-            (Frequency::Low, 202) => {
-                Self::ParcelSelectObjects(ParcelSelectObjects::decode_body(r)?)
-            }
-            (Frequency::Low, 203) => {
-                Self::EstateCovenantRequest(EstateCovenantRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 204) => {
-                Self::EstateCovenantReply(EstateCovenantReply::decode_body(r)?)
-            }
-            (Frequency::Low, 205) => Self::ForceObjectSelect(ForceObjectSelect::decode_body(r)?),
-            (Frequency::Low, 206) => Self::ParcelBuyPass(ParcelBuyPass::decode_body(r)?),
-            (Frequency::Low, 207) => Self::ParcelDeedToGroup(ParcelDeedToGroup::decode_body(r)?),
-            (Frequency::Low, 208) => Self::ParcelReclaim(ParcelReclaim::decode_body(r)?),
-            (Frequency::Low, 209) => Self::ParcelClaim(ParcelClaim::decode_body(r)?),
-            (Frequency::Low, 210) => Self::ParcelJoin(ParcelJoin::decode_body(r)?),
-            (Frequency::Low, 211) => Self::ParcelDivide(ParcelDivide::decode_body(r)?),
-            (Frequency::Low, 212) => Self::ParcelRelease(ParcelRelease::decode_body(r)?),
-            (Frequency::Low, 213) => Self::ParcelBuy(ParcelBuy::decode_body(r)?),
-            (Frequency::Low, 214) => {
-                Self::ParcelGodForceOwner(ParcelGodForceOwner::decode_body(r)?)
-            }
-            (Frequency::Low, 215) => {
-                Self::ParcelAccessListRequest(ParcelAccessListRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 216) => {
-                Self::ParcelAccessListReply(ParcelAccessListReply::decode_body(r)?)
-            }
-            (Frequency::Low, 217) => {
-                Self::ParcelAccessListUpdate(ParcelAccessListUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 218) => Self::ParcelDwellRequest(ParcelDwellRequest::decode_body(r)?),
-            (Frequency::Low, 219) => Self::ParcelDwellReply(ParcelDwellReply::decode_body(r)?),
-            (Frequency::Low, 220) => {
-                Self::RequestParcelTransfer(RequestParcelTransfer::decode_body(r)?)
-            }
-            (Frequency::Low, 221) => Self::UpdateParcel(UpdateParcel::decode_body(r)?),
-            (Frequency::Low, 222) => Self::RemoveParcel(RemoveParcel::decode_body(r)?),
-            (Frequency::Low, 223) => Self::MergeParcel(MergeParcel::decode_body(r)?),
-            (Frequency::Low, 224) => Self::LogParcelChanges(LogParcelChanges::decode_body(r)?),
-            (Frequency::Low, 225) => Self::CheckParcelSales(CheckParcelSales::decode_body(r)?),
-            (Frequency::Low, 226) => Self::ParcelSales(ParcelSales::decode_body(r)?),
-            (Frequency::Low, 227) => {
-                Self::ParcelGodMarkAsContent(ParcelGodMarkAsContent::decode_body(r)?)
-            }
-            (Frequency::Low, 228) => Self::ViewerStartAuction(ViewerStartAuction::decode_body(r)?),
-            (Frequency::Low, 229) => Self::StartAuction(StartAuction::decode_body(r)?),
-            (Frequency::Low, 230) => {
-                Self::ConfirmAuctionStart(ConfirmAuctionStart::decode_body(r)?)
-            }
-            (Frequency::Low, 231) => Self::CompleteAuction(CompleteAuction::decode_body(r)?),
-            (Frequency::Low, 232) => Self::CancelAuction(CancelAuction::decode_body(r)?),
-            (Frequency::Low, 233) => {
-                Self::CheckParcelAuctions(CheckParcelAuctions::decode_body(r)?)
-            }
-            (Frequency::Low, 234) => Self::ParcelAuctions(ParcelAuctions::decode_body(r)?),
-            (Frequency::Low, 235) => Self::UuidNameRequest(UuidNameRequest::decode_body(r)?),
-            (Frequency::Low, 236) => Self::UuidNameReply(UuidNameReply::decode_body(r)?),
-            (Frequency::Low, 237) => {
-                Self::UuidGroupNameRequest(UuidGroupNameRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 238) => Self::UuidGroupNameReply(UuidGroupNameReply::decode_body(r)?),
-            (Frequency::Low, 239) => Self::ChatPass(ChatPass::decode_body(r)?),
-            (Frequency::Low, 240) => Self::ChildAgentDying(ChildAgentDying::decode_body(r)?),
-            (Frequency::Low, 241) => Self::ChildAgentUnknown(ChildAgentUnknown::decode_body(r)?),
-            (Frequency::Low, 242) => Self::KillChildAgents(KillChildAgents::decode_body(r)?),
-            (Frequency::Low, 243) => Self::GetScriptRunning(GetScriptRunning::decode_body(r)?),
-            (Frequency::Low, 244) => Self::ScriptRunningReply(ScriptRunningReply::decode_body(r)?),
-            (Frequency::Low, 245) => Self::SetScriptRunning(SetScriptRunning::decode_body(r)?),
-            (Frequency::Low, 246) => Self::ScriptReset(ScriptReset::decode_body(r)?),
-            (Frequency::Low, 247) => {
-                Self::ScriptSensorRequest(ScriptSensorRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 248) => Self::ScriptSensorReply(ScriptSensorReply::decode_body(r)?),
-            (Frequency::Low, 249) => {
-                Self::CompleteAgentMovement(CompleteAgentMovement::decode_body(r)?)
-            }
-            (Frequency::Low, 250) => {
-                Self::AgentMovementComplete(AgentMovementComplete::decode_body(r)?)
-            }
-            (Frequency::Low, 251) => Self::DataServerLogout(DataServerLogout::decode_body(r)?),
-            (Frequency::Low, 252) => Self::LogoutRequest(LogoutRequest::decode_body(r)?),
-            (Frequency::Low, 253) => Self::LogoutReply(LogoutReply::decode_body(r)?),
-            (Frequency::Low, 254) => {
-                Self::ImprovedInstantMessage(ImprovedInstantMessage::decode_body(r)?)
-            }
-            (Frequency::Low, 255) => {
-                Self::RetrieveInstantMessages(RetrieveInstantMessages::decode_body(r)?)
-            }
-            (Frequency::Low, 256) => Self::FindAgent(FindAgent::decode_body(r)?),
-            (Frequency::Low, 257) => {
-                Self::RequestGodlikePowers(RequestGodlikePowers::decode_body(r)?)
-            }
-            (Frequency::Low, 258) => Self::GrantGodlikePowers(GrantGodlikePowers::decode_body(r)?),
-            (Frequency::Low, 259) => Self::GodlikeMessage(GodlikeMessage::decode_body(r)?),
-            (Frequency::Low, 260) => Self::EstateOwnerMessage(EstateOwnerMessage::decode_body(r)?),
-            (Frequency::Low, 261) => Self::GenericMessage(GenericMessage::decode_body(r)?),
-            (Frequency::Low, 262) => Self::MuteListRequest(MuteListRequest::decode_body(r)?),
-            (Frequency::Low, 263) => {
-                Self::UpdateMuteListEntry(UpdateMuteListEntry::decode_body(r)?)
-            }
-            (Frequency::Low, 264) => {
-                Self::RemoveMuteListEntry(RemoveMuteListEntry::decode_body(r)?)
-            }
-            (Frequency::Low, 265) => {
-                Self::CopyInventoryFromNotecard(CopyInventoryFromNotecard::decode_body(r)?)
-            }
-            (Frequency::Low, 266) => {
-                Self::UpdateInventoryItem(UpdateInventoryItem::decode_body(r)?)
-            }
-            (Frequency::Low, 267) => {
-                Self::UpdateCreateInventoryItem(UpdateCreateInventoryItem::decode_body(r)?)
-            }
-            (Frequency::Low, 268) => Self::MoveInventoryItem(MoveInventoryItem::decode_body(r)?),
-            (Frequency::Low, 269) => Self::CopyInventoryItem(CopyInventoryItem::decode_body(r)?),
-            (Frequency::Low, 270) => {
-                Self::RemoveInventoryItem(RemoveInventoryItem::decode_body(r)?)
-            }
-            (Frequency::Low, 271) => {
-                Self::ChangeInventoryItemFlags(ChangeInventoryItemFlags::decode_body(r)?)
-            }
-            (Frequency::Low, 272) => {
-                Self::SaveAssetIntoInventory(SaveAssetIntoInventory::decode_body(r)?)
-            }
-            (Frequency::Low, 273) => {
-                Self::CreateInventoryFolder(CreateInventoryFolder::decode_body(r)?)
-            }
-            (Frequency::Low, 274) => {
-                Self::UpdateInventoryFolder(UpdateInventoryFolder::decode_body(r)?)
-            }
-            (Frequency::Low, 275) => {
-                Self::MoveInventoryFolder(MoveInventoryFolder::decode_body(r)?)
-            }
-            (Frequency::Low, 276) => {
-                Self::RemoveInventoryFolder(RemoveInventoryFolder::decode_body(r)?)
-            }
-            (Frequency::Low, 277) => {
-                Self::FetchInventoryDescendents(FetchInventoryDescendents::decode_body(r)?)
-            }
-            (Frequency::Low, 278) => {
-                Self::InventoryDescendents(InventoryDescendents::decode_body(r)?)
-            }
-            (Frequency::Low, 279) => Self::FetchInventory(FetchInventory::decode_body(r)?),
-            (Frequency::Low, 280) => {
-                Self::FetchInventoryReply(FetchInventoryReply::decode_body(r)?)
-            }
-            (Frequency::Low, 281) => {
-                Self::BulkUpdateInventory(BulkUpdateInventory::decode_body(r)?)
-            }
-            (Frequency::Low, 282) => {
-                Self::RequestInventoryAsset(RequestInventoryAsset::decode_body(r)?)
-            }
-            (Frequency::Low, 283) => {
-                Self::InventoryAssetResponse(InventoryAssetResponse::decode_body(r)?)
-            }
-            (Frequency::Low, 284) => {
-                Self::RemoveInventoryObjects(RemoveInventoryObjects::decode_body(r)?)
-            }
-            (Frequency::Low, 285) => {
-                Self::PurgeInventoryDescendents(PurgeInventoryDescendents::decode_body(r)?)
-            }
-            (Frequency::Low, 286) => {
-                Self::UpdateTaskInventory(UpdateTaskInventory::decode_body(r)?)
-            }
-            (Frequency::Low, 287) => {
-                Self::RemoveTaskInventory(RemoveTaskInventory::decode_body(r)?)
-            }
-            (Frequency::Low, 288) => Self::MoveTaskInventory(MoveTaskInventory::decode_body(r)?),
-            (Frequency::Low, 289) => {
-                Self::RequestTaskInventory(RequestTaskInventory::decode_body(r)?)
-            }
-            (Frequency::Low, 290) => Self::ReplyTaskInventory(ReplyTaskInventory::decode_body(r)?),
-            (Frequency::Low, 291) => Self::DeRezObject(DeRezObject::decode_body(r)?),
-            (Frequency::Low, 292) => Self::DeRezAck(DeRezAck::decode_body(r)?),
-            (Frequency::Low, 293) => Self::RezObject(RezObject::decode_body(r)?),
-            (Frequency::Low, 294) => {
-                Self::RezObjectFromNotecard(RezObjectFromNotecard::decode_body(r)?)
-            }
-            (Frequency::Low, 295) => Self::TransferInventory(TransferInventory::decode_body(r)?),
-            (Frequency::Low, 296) => {
-                Self::TransferInventoryAck(TransferInventoryAck::decode_body(r)?)
-            }
-            (Frequency::Low, 297) => Self::AcceptFriendship(AcceptFriendship::decode_body(r)?),
-            (Frequency::Low, 298) => Self::DeclineFriendship(DeclineFriendship::decode_body(r)?),
-            (Frequency::Low, 299) => Self::FormFriendship(FormFriendship::decode_body(r)?),
-            (Frequency::Low, 300) => {
-                Self::TerminateFriendship(TerminateFriendship::decode_body(r)?)
-            }
-            (Frequency::Low, 301) => Self::OfferCallingCard(OfferCallingCard::decode_body(r)?),
-            (Frequency::Low, 302) => Self::AcceptCallingCard(AcceptCallingCard::decode_body(r)?),
-            (Frequency::Low, 303) => Self::DeclineCallingCard(DeclineCallingCard::decode_body(r)?),
-            (Frequency::Low, 304) => Self::RezScript(RezScript::decode_body(r)?),
-            (Frequency::Low, 305) => {
-                Self::CreateInventoryItem(CreateInventoryItem::decode_body(r)?)
-            }
-            (Frequency::Low, 306) => {
-                Self::CreateLandmarkForEvent(CreateLandmarkForEvent::decode_body(r)?)
-            }
-            (Frequency::Low, 307) => {
-                Self::EventLocationRequest(EventLocationRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 308) => Self::EventLocationReply(EventLocationReply::decode_body(r)?),
-            (Frequency::Low, 309) => {
-                Self::RegionHandleRequest(RegionHandleRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 310) => {
-                Self::RegionIdAndHandleReply(RegionIdAndHandleReply::decode_body(r)?)
-            }
-            (Frequency::Low, 311) => {
-                Self::MoneyTransferRequest(MoneyTransferRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 312) => {
-                Self::MoneyTransferBackend(MoneyTransferBackend::decode_body(r)?)
-            }
-            (Frequency::Low, 313) => {
-                Self::MoneyBalanceRequest(MoneyBalanceRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 314) => Self::MoneyBalanceReply(MoneyBalanceReply::decode_body(r)?),
-            (Frequency::Low, 315) => {
-                Self::RoutedMoneyBalanceReply(RoutedMoneyBalanceReply::decode_body(r)?)
-            }
-            (Frequency::Low, 316) => Self::ActivateGestures(ActivateGestures::decode_body(r)?),
-            (Frequency::Low, 317) => Self::DeactivateGestures(DeactivateGestures::decode_body(r)?),
-            (Frequency::Low, 318) => Self::MuteListUpdate(MuteListUpdate::decode_body(r)?),
-            (Frequency::Low, 319) => Self::UseCachedMuteList(UseCachedMuteList::decode_body(r)?),
-            (Frequency::Low, 320) => Self::GrantUserRights(GrantUserRights::decode_body(r)?),
-            (Frequency::Low, 321) => Self::ChangeUserRights(ChangeUserRights::decode_body(r)?),
-            (Frequency::Low, 322) => Self::OnlineNotification(OnlineNotification::decode_body(r)?),
-            (Frequency::Low, 323) => {
-                Self::OfflineNotification(OfflineNotification::decode_body(r)?)
-            }
-            (Frequency::Low, 324) => {
-                Self::SetStartLocationRequest(SetStartLocationRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 325) => Self::SetStartLocation(SetStartLocation::decode_body(r)?),
-            (Frequency::Low, 326) => Self::NetTest(NetTest::decode_body(r)?),
-            (Frequency::Low, 327) => Self::SetCpuRatio(SetCpuRatio::decode_body(r)?),
-            (Frequency::Low, 328) => Self::SimCrashed(SimCrashed::decode_body(r)?),
-            (Frequency::Low, 329) => Self::NameValuePair(NameValuePair::decode_body(r)?),
-            (Frequency::Low, 330) => {
-                Self::RemoveNameValuePair(RemoveNameValuePair::decode_body(r)?)
-            }
-            (Frequency::Low, 331) => Self::UpdateAttachment(UpdateAttachment::decode_body(r)?),
-            (Frequency::Low, 332) => Self::RemoveAttachment(RemoveAttachment::decode_body(r)?),
-            (Frequency::Low, 333) => Self::AssetUploadRequest(AssetUploadRequest::decode_body(r)?),
-            (Frequency::Low, 334) => {
-                Self::AssetUploadComplete(AssetUploadComplete::decode_body(r)?)
-            }
-            (Frequency::Low, 335) => {
-                Self::EmailMessageRequest(EmailMessageRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 336) => Self::EmailMessageReply(EmailMessageReply::decode_body(r)?),
-            (Frequency::Low, 337) => Self::ScriptDataRequest(ScriptDataRequest::decode_body(r)?),
-            (Frequency::Low, 338) => Self::ScriptDataReply(ScriptDataReply::decode_body(r)?),
-            (Frequency::Low, 339) => Self::CreateGroupRequest(CreateGroupRequest::decode_body(r)?),
-            (Frequency::Low, 340) => Self::CreateGroupReply(CreateGroupReply::decode_body(r)?),
-            (Frequency::Low, 341) => Self::UpdateGroupInfo(UpdateGroupInfo::decode_body(r)?),
-            (Frequency::Low, 342) => Self::GroupRoleChanges(GroupRoleChanges::decode_body(r)?),
-            (Frequency::Low, 343) => Self::JoinGroupRequest(JoinGroupRequest::decode_body(r)?),
-            (Frequency::Low, 344) => Self::JoinGroupReply(JoinGroupReply::decode_body(r)?),
-            (Frequency::Low, 345) => {
-                Self::EjectGroupMemberRequest(EjectGroupMemberRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 346) => {
-                Self::EjectGroupMemberReply(EjectGroupMemberReply::decode_body(r)?)
-            }
-            (Frequency::Low, 347) => Self::LeaveGroupRequest(LeaveGroupRequest::decode_body(r)?),
-            (Frequency::Low, 348) => Self::LeaveGroupReply(LeaveGroupReply::decode_body(r)?),
-            (Frequency::Low, 349) => Self::InviteGroupRequest(InviteGroupRequest::decode_body(r)?),
-            (Frequency::Low, 350) => {
-                Self::InviteGroupResponse(InviteGroupResponse::decode_body(r)?)
-            }
-            (Frequency::Low, 351) => {
-                Self::GroupProfileRequest(GroupProfileRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 352) => Self::GroupProfileReply(GroupProfileReply::decode_body(r)?),
-            (Frequency::Low, 353) => {
-                Self::GroupAccountSummaryRequest(GroupAccountSummaryRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 354) => {
-                Self::GroupAccountSummaryReply(GroupAccountSummaryReply::decode_body(r)?)
-            }
-            (Frequency::Low, 355) => {
-                Self::GroupAccountDetailsRequest(GroupAccountDetailsRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 356) => {
-                Self::GroupAccountDetailsReply(GroupAccountDetailsReply::decode_body(r)?)
-            }
-            (Frequency::Low, 357) => Self::GroupAccountTransactionsRequest(
-                GroupAccountTransactionsRequest::decode_body(r)?,
-            ),
-            (Frequency::Low, 358) => {
-                Self::GroupAccountTransactionsReply(GroupAccountTransactionsReply::decode_body(r)?)
-            }
-            (Frequency::Low, 359) => {
-                Self::GroupActiveProposalsRequest(GroupActiveProposalsRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 360) => {
-                Self::GroupActiveProposalItemReply(GroupActiveProposalItemReply::decode_body(r)?)
-            }
-            (Frequency::Low, 361) => {
-                Self::GroupVoteHistoryRequest(GroupVoteHistoryRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 362) => {
-                Self::GroupVoteHistoryItemReply(GroupVoteHistoryItemReply::decode_body(r)?)
-            }
-            (Frequency::Low, 363) => Self::StartGroupProposal(StartGroupProposal::decode_body(r)?),
-            (Frequency::Low, 364) => {
-                Self::GroupProposalBallot(GroupProposalBallot::decode_body(r)?)
-            }
-            (Frequency::Low, 365) => Self::TallyVotes(TallyVotes::decode_body(r)?),
-            (Frequency::Low, 366) => {
-                Self::GroupMembersRequest(GroupMembersRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 367) => Self::GroupMembersReply(GroupMembersReply::decode_body(r)?),
-            (Frequency::Low, 368) => Self::ActivateGroup(ActivateGroup::decode_body(r)?),
-            (Frequency::Low, 369) => {
-                Self::SetGroupContribution(SetGroupContribution::decode_body(r)?)
-            }
-            (Frequency::Low, 370) => {
-                Self::SetGroupAcceptNotices(SetGroupAcceptNotices::decode_body(r)?)
-            }
-            (Frequency::Low, 371) => {
-                Self::GroupRoleDataRequest(GroupRoleDataRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 372) => Self::GroupRoleDataReply(GroupRoleDataReply::decode_body(r)?),
-            (Frequency::Low, 373) => {
-                Self::GroupRoleMembersRequest(GroupRoleMembersRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 374) => {
-                Self::GroupRoleMembersReply(GroupRoleMembersReply::decode_body(r)?)
-            }
-            (Frequency::Low, 375) => Self::GroupTitlesRequest(GroupTitlesRequest::decode_body(r)?),
-            (Frequency::Low, 376) => Self::GroupTitlesReply(GroupTitlesReply::decode_body(r)?),
-            (Frequency::Low, 377) => Self::GroupTitleUpdate(GroupTitleUpdate::decode_body(r)?),
-            (Frequency::Low, 378) => Self::GroupRoleUpdate(GroupRoleUpdate::decode_body(r)?),
-            (Frequency::Low, 379) => {
-                Self::LiveHelpGroupRequest(LiveHelpGroupRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 380) => Self::LiveHelpGroupReply(LiveHelpGroupReply::decode_body(r)?),
-            (Frequency::Low, 381) => {
-                Self::AgentWearablesRequest(AgentWearablesRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 382) => {
-                Self::AgentWearablesUpdate(AgentWearablesUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 383) => Self::AgentIsNowWearing(AgentIsNowWearing::decode_body(r)?),
-            (Frequency::Low, 384) => Self::AgentCachedTexture(AgentCachedTexture::decode_body(r)?),
-            (Frequency::Low, 385) => {
-                Self::AgentCachedTextureResponse(AgentCachedTextureResponse::decode_body(r)?)
-            }
-            (Frequency::Low, 386) => {
-                Self::AgentDataUpdateRequest(AgentDataUpdateRequest::decode_body(r)?)
-            }
-            (Frequency::Low, 387) => Self::AgentDataUpdate(AgentDataUpdate::decode_body(r)?),
-            (Frequency::Low, 388) => Self::GroupDataUpdate(GroupDataUpdate::decode_body(r)?),
-            (Frequency::Low, 389) => {
-                Self::AgentGroupDataUpdate(AgentGroupDataUpdate::decode_body(r)?)
-            }
-            (Frequency::Low, 390) => Self::AgentDropGroup(AgentDropGroup::decode_body(r)?),
-            (Frequency::Low, 391) => Self::LogTextMessage(LogTextMessage::decode_body(r)?),
-            (Frequency::Low, 392) => {
-                Self::CreateTrustedCircuit(CreateTrustedCircuit::decode_body(r)?)
-            }
-            (Frequency::Low, 393) => Self::DenyTrustedCircuit(DenyTrustedCircuit::decode_body(r)?),
-            (Frequency::Low, 394) => {
-                Self::RequestTrustedCircuit(RequestTrustedCircuit::decode_body(r)?)
-            }
-            (Frequency::Low, 395) => {
-                Self::RezSingleAttachmentFromInv(RezSingleAttachmentFromInv::decode_body(r)?)
-            }
-            (Frequency::Low, 396) => {
-                Self::RezMultipleAttachmentsFromInv(RezMultipleAttachmentsFromInv::decode_body(r)?)
-            }
-            (Frequency::Low, 397) => {
-                Self::DetachAttachmentIntoInv(DetachAttachmentIntoInv::decode_body(r)?)
-            }
-            (Frequency::Low, 398) => {
-                Self::CreateNewOutfitAttachments(CreateNewOutfitAttachments::decode_body(r)?)
-            }
-            (Frequency::Low, 399) => Self::UserInfoRequest(UserInfoRequest::decode_body(r)?),
-            (Frequency::Low, 400) => Self::UserInfoReply(UserInfoReply::decode_body(r)?),
-            (Frequency::Low, 401) => Self::UpdateUserInfo(UpdateUserInfo::decode_body(r)?),
-            (Frequency::Low, 402) => Self::ParcelRename(ParcelRename::decode_body(r)?),
-            (Frequency::Low, 403) => Self::InitiateDownload(InitiateDownload::decode_body(r)?),
-            (Frequency::Low, 404) => Self::SystemMessage(SystemMessage::decode_body(r)?),
-            (Frequency::Low, 405) => Self::MapLayerRequest(MapLayerRequest::decode_body(r)?),
-            (Frequency::Low, 406) => Self::MapLayerReply(MapLayerReply::decode_body(r)?),
-            (Frequency::Low, 407) => Self::MapBlockRequest(MapBlockRequest::decode_body(r)?),
-            (Frequency::Low, 408) => Self::MapNameRequest(MapNameRequest::decode_body(r)?),
-            (Frequency::Low, 409) => Self::MapBlockReply(MapBlockReply::decode_body(r)?),
-            (Frequency::Low, 410) => Self::MapItemRequest(MapItemRequest::decode_body(r)?),
-            (Frequency::Low, 411) => Self::MapItemReply(MapItemReply::decode_body(r)?),
-            (Frequency::Low, 412) => Self::SendPostcard(SendPostcard::decode_body(r)?),
-            (Frequency::Low, 413) => Self::RpcChannelRequest(RpcChannelRequest::decode_body(r)?),
-            (Frequency::Low, 414) => Self::RpcChannelReply(RpcChannelReply::decode_body(r)?),
-            (Frequency::Low, 415) => {
-                Self::RpcScriptRequestInbound(RpcScriptRequestInbound::decode_body(r)?)
-            }
-            (Frequency::Low, 416) => Self::RpcScriptRequestInboundForward(
-                RpcScriptRequestInboundForward::decode_body(r)?,
-            ),
-            (Frequency::Low, 417) => {
-                Self::RpcScriptReplyInbound(RpcScriptReplyInbound::decode_body(r)?)
-            }
-            (Frequency::Low, 418) => {
-                Self::ScriptMailRegistration(ScriptMailRegistration::decode_body(r)?)
-            }
-            (Frequency::Low, 419) => {
-                Self::ParcelMediaCommandMessage(ParcelMediaCommandMessage::decode_body(r)?)
-            }
-            (Frequency::Low, 420) => Self::ParcelMediaUpdate(ParcelMediaUpdate::decode_body(r)?),
-            (Frequency::Low, 421) => Self::LandStatRequest(LandStatRequest::decode_body(r)?),
-            (Frequency::Low, 422) => Self::LandStatReply(LandStatReply::decode_body(r)?),
-            (Frequency::Low, 423) => Self::Error(Error::decode_body(r)?),
-            (Frequency::Low, 424) => {
-                Self::ObjectIncludeInSearch(ObjectIncludeInSearch::decode_body(r)?)
-            }
-            (Frequency::Low, 425) => Self::RezRestoreToWorld(RezRestoreToWorld::decode_body(r)?),
-            (Frequency::Low, 426) => Self::LinkInventoryItem(LinkInventoryItem::decode_body(r)?),
-            (Frequency::Low, 430) => {
-                Self::LargeGenericMessage(LargeGenericMessage::decode_body(r)?)
-            }
-            (Frequency::Fixed, 0xFFFFFFFB) => Self::PacketAck(PacketAck::decode_body(r)?),
-            (Frequency::Fixed, 0xFFFFFFFC) => Self::OpenCircuit(OpenCircuit::decode_body(r)?),
-            (Frequency::Fixed, 0xFFFFFFFD) => Self::CloseCircuit(CloseCircuit::decode_body(r)?),
+            (Frequency::High, 1) => decode_as::<StartPingCheck>(r)?,
+            (Frequency::High, 2) => decode_as::<CompletePingCheck>(r)?,
+            (Frequency::High, 3) => decode_as::<NeighborList>(r)?,
+            (Frequency::High, 4) => decode_as::<AgentUpdate>(r)?,
+            (Frequency::High, 5) => decode_as::<AgentAnimation>(r)?,
+            (Frequency::High, 6) => decode_as::<AgentRequestSit>(r)?,
+            (Frequency::High, 7) => decode_as::<AgentSit>(r)?,
+            (Frequency::High, 8) => decode_as::<RequestImage>(r)?,
+            (Frequency::High, 9) => decode_as::<ImageData>(r)?,
+            (Frequency::High, 10) => decode_as::<ImagePacket>(r)?,
+            (Frequency::High, 11) => decode_as::<LayerData>(r)?,
+            (Frequency::High, 12) => decode_as::<ObjectUpdate>(r)?,
+            (Frequency::High, 13) => decode_as::<ObjectUpdateCompressed>(r)?,
+            (Frequency::High, 14) => decode_as::<ObjectUpdateCached>(r)?,
+            (Frequency::High, 15) => decode_as::<ImprovedTerseObjectUpdate>(r)?,
+            (Frequency::High, 16) => decode_as::<KillObject>(r)?,
+            (Frequency::High, 17) => decode_as::<TransferPacket>(r)?,
+            (Frequency::High, 18) => decode_as::<SendXferPacket>(r)?,
+            (Frequency::High, 19) => decode_as::<ConfirmXferPacket>(r)?,
+            (Frequency::High, 20) => decode_as::<AvatarAnimation>(r)?,
+            (Frequency::High, 21) => decode_as::<AvatarSitResponse>(r)?,
+            (Frequency::High, 22) => decode_as::<CameraConstraint>(r)?,
+            (Frequency::High, 23) => decode_as::<ParcelProperties>(r)?,
+            (Frequency::High, 24) => decode_as::<EdgeDataPacket>(r)?,
+            (Frequency::High, 25) => decode_as::<ChildAgentUpdate>(r)?,
+            (Frequency::High, 26) => decode_as::<ChildAgentAlive>(r)?,
+            (Frequency::High, 27) => decode_as::<ChildAgentPositionUpdate>(r)?,
+            (Frequency::High, 28) => decode_as::<AtomicPassObject>(r)?,
+            (Frequency::High, 29) => decode_as::<SoundTrigger>(r)?,
+            (Frequency::High, 30) => decode_as::<ObjectAnimation>(r)?,
+            (Frequency::High, 31) => decode_as::<GenericStreamingMessage>(r)?,
+            (Frequency::Medium, 1) => decode_as::<ObjectAdd>(r)?,
+            (Frequency::Medium, 2) => decode_as::<MultipleObjectUpdate>(r)?,
+            (Frequency::Medium, 3) => decode_as::<RequestMultipleObjects>(r)?,
+            (Frequency::Medium, 4) => decode_as::<ObjectPosition>(r)?,
+            (Frequency::Medium, 5) => decode_as::<RequestObjectPropertiesFamily>(r)?,
+            (Frequency::Medium, 6) => decode_as::<CoarseLocationUpdate>(r)?,
+            (Frequency::Medium, 7) => decode_as::<CrossedRegion>(r)?,
+            (Frequency::Medium, 8) => decode_as::<ConfirmEnableSimulator>(r)?,
+            (Frequency::Medium, 9) => decode_as::<ObjectProperties>(r)?,
+            (Frequency::Medium, 10) => decode_as::<ObjectPropertiesFamily>(r)?,
+            (Frequency::Medium, 11) => decode_as::<ParcelPropertiesRequest>(r)?,
+            (Frequency::Medium, 12) => decode_as::<SimStatus>(r)?,
+            (Frequency::Medium, 13) => decode_as::<AttachedSound>(r)?,
+            (Frequency::Medium, 14) => decode_as::<AttachedSoundGainChange>(r)?,
+            (Frequency::Medium, 15) => decode_as::<PreloadSound>(r)?,
+            (Frequency::Medium, 16) => decode_as::<InternalScriptMail>(r)?,
+            (Frequency::Medium, 17) => decode_as::<ViewerEffect>(r)?,
+            (Frequency::Low, 1) => decode_as::<TestMessage>(r)?,
+            (Frequency::Low, 2) => decode_as::<AddCircuitCode>(r)?,
+            (Frequency::Low, 3) => decode_as::<UseCircuitCode>(r)?,
+            (Frequency::Low, 4) => decode_as::<AvatarTextureUpdate>(r)?,
+            (Frequency::Low, 5) => decode_as::<SimulatorMapUpdate>(r)?,
+            (Frequency::Low, 6) => decode_as::<SimulatorSetMap>(r)?,
+            (Frequency::Low, 7) => decode_as::<SubscribeLoad>(r)?,
+            (Frequency::Low, 8) => decode_as::<UnsubscribeLoad>(r)?,
+            (Frequency::Low, 9) => decode_as::<SimulatorReady>(r)?,
+            (Frequency::Low, 10) => decode_as::<TelehubInfo>(r)?,
+            (Frequency::Low, 11) => decode_as::<SimulatorPresentAtLocation>(r)?,
+            (Frequency::Low, 12) => decode_as::<SimulatorLoad>(r)?,
+            (Frequency::Low, 13) => decode_as::<SimulatorShutdownRequest>(r)?,
+            (Frequency::Low, 14) => decode_as::<RegionPresenceRequestByRegionId>(r)?,
+            (Frequency::Low, 15) => decode_as::<RegionPresenceRequestByHandle>(r)?,
+            (Frequency::Low, 16) => decode_as::<RegionPresenceResponse>(r)?,
+            (Frequency::Low, 17) => decode_as::<UpdateSimulator>(r)?,
+            (Frequency::Low, 18) => decode_as::<LogDwellTime>(r)?,
+            (Frequency::Low, 19) => decode_as::<FeatureDisabled>(r)?,
+            (Frequency::Low, 20) => decode_as::<LogFailedMoneyTransaction>(r)?,
+            (Frequency::Low, 21) => decode_as::<UserReportInternal>(r)?,
+            (Frequency::Low, 22) => decode_as::<SetSimStatusInDatabase>(r)?,
+            (Frequency::Low, 23) => decode_as::<SetSimPresenceInDatabase>(r)?,
+            (Frequency::Low, 24) => decode_as::<EconomyDataRequest>(r)?,
+            (Frequency::Low, 25) => decode_as::<EconomyData>(r)?,
+            (Frequency::Low, 26) => decode_as::<AvatarPickerRequest>(r)?,
+            (Frequency::Low, 27) => decode_as::<AvatarPickerRequestBackend>(r)?,
+            (Frequency::Low, 28) => decode_as::<AvatarPickerReply>(r)?,
+            (Frequency::Low, 29) => decode_as::<PlacesQuery>(r)?,
+            (Frequency::Low, 30) => decode_as::<PlacesReply>(r)?,
+            (Frequency::Low, 31) => decode_as::<DirFindQuery>(r)?,
+            (Frequency::Low, 32) => decode_as::<DirFindQueryBackend>(r)?,
+            (Frequency::Low, 33) => decode_as::<DirPlacesQuery>(r)?,
+            (Frequency::Low, 34) => decode_as::<DirPlacesQueryBackend>(r)?,
+            (Frequency::Low, 35) => decode_as::<DirPlacesReply>(r)?,
+            (Frequency::Low, 36) => decode_as::<DirPeopleReply>(r)?,
+            (Frequency::Low, 37) => decode_as::<DirEventsReply>(r)?,
+            (Frequency::Low, 38) => decode_as::<DirGroupsReply>(r)?,
+            (Frequency::Low, 39) => decode_as::<DirClassifiedQuery>(r)?,
+            (Frequency::Low, 40) => decode_as::<DirClassifiedQueryBackend>(r)?,
+            (Frequency::Low, 41) => decode_as::<DirClassifiedReply>(r)?,
+            (Frequency::Low, 42) => decode_as::<AvatarClassifiedReply>(r)?,
+            (Frequency::Low, 43) => decode_as::<ClassifiedInfoRequest>(r)?,
+            (Frequency::Low, 44) => decode_as::<ClassifiedInfoReply>(r)?,
+            (Frequency::Low, 45) => decode_as::<ClassifiedInfoUpdate>(r)?,
+            (Frequency::Low, 46) => decode_as::<ClassifiedDelete>(r)?,
+            (Frequency::Low, 47) => decode_as::<ClassifiedGodDelete>(r)?,
+            (Frequency::Low, 48) => decode_as::<DirLandQuery>(r)?,
+            (Frequency::Low, 49) => decode_as::<DirLandQueryBackend>(r)?,
+            (Frequency::Low, 50) => decode_as::<DirLandReply>(r)?,
+            (Frequency::Low, 51) => decode_as::<DirPopularQuery>(r)?,
+            (Frequency::Low, 52) => decode_as::<DirPopularQueryBackend>(r)?,
+            (Frequency::Low, 53) => decode_as::<DirPopularReply>(r)?,
+            (Frequency::Low, 54) => decode_as::<ParcelInfoRequest>(r)?,
+            (Frequency::Low, 55) => decode_as::<ParcelInfoReply>(r)?,
+            (Frequency::Low, 56) => decode_as::<ParcelObjectOwnersRequest>(r)?,
+            (Frequency::Low, 57) => decode_as::<ParcelObjectOwnersReply>(r)?,
+            (Frequency::Low, 58) => decode_as::<GroupNoticesListRequest>(r)?,
+            (Frequency::Low, 59) => decode_as::<GroupNoticesListReply>(r)?,
+            (Frequency::Low, 60) => decode_as::<GroupNoticeRequest>(r)?,
+            (Frequency::Low, 61) => decode_as::<GroupNoticeAdd>(r)?,
+            (Frequency::Low, 62) => decode_as::<TeleportRequest>(r)?,
+            (Frequency::Low, 63) => decode_as::<TeleportLocationRequest>(r)?,
+            (Frequency::Low, 64) => decode_as::<TeleportLocal>(r)?,
+            (Frequency::Low, 65) => decode_as::<TeleportLandmarkRequest>(r)?,
+            (Frequency::Low, 66) => decode_as::<TeleportProgress>(r)?,
+            (Frequency::Low, 67) => decode_as::<DataHomeLocationRequest>(r)?,
+            (Frequency::Low, 68) => decode_as::<DataHomeLocationReply>(r)?,
+            (Frequency::Low, 69) => decode_as::<TeleportFinish>(r)?,
+            (Frequency::Low, 70) => decode_as::<StartLure>(r)?,
+            (Frequency::Low, 71) => decode_as::<TeleportLureRequest>(r)?,
+            (Frequency::Low, 72) => decode_as::<TeleportCancel>(r)?,
+            (Frequency::Low, 73) => decode_as::<TeleportStart>(r)?,
+            (Frequency::Low, 74) => decode_as::<TeleportFailed>(r)?,
+            (Frequency::Low, 75) => decode_as::<Undo>(r)?,
+            (Frequency::Low, 76) => decode_as::<Redo>(r)?,
+            (Frequency::Low, 77) => decode_as::<UndoLand>(r)?,
+            (Frequency::Low, 78) => decode_as::<AgentPause>(r)?,
+            (Frequency::Low, 79) => decode_as::<AgentResume>(r)?,
+            (Frequency::Low, 80) => decode_as::<ChatFromViewer>(r)?,
+            (Frequency::Low, 81) => decode_as::<AgentThrottle>(r)?,
+            (Frequency::Low, 82) => decode_as::<AgentFov>(r)?,
+            (Frequency::Low, 83) => decode_as::<AgentHeightWidth>(r)?,
+            (Frequency::Low, 84) => decode_as::<AgentSetAppearance>(r)?,
+            (Frequency::Low, 85) => decode_as::<AgentQuitCopy>(r)?,
+            (Frequency::Low, 86) => decode_as::<ImageNotInDatabase>(r)?,
+            (Frequency::Low, 87) => decode_as::<RebakeAvatarTextures>(r)?,
+            (Frequency::Low, 88) => decode_as::<SetAlwaysRun>(r)?,
+            (Frequency::Low, 89) => decode_as::<ObjectDelete>(r)?,
+            (Frequency::Low, 90) => decode_as::<ObjectDuplicate>(r)?,
+            (Frequency::Low, 91) => decode_as::<ObjectDuplicateOnRay>(r)?,
+            (Frequency::Low, 92) => decode_as::<ObjectScale>(r)?,
+            (Frequency::Low, 93) => decode_as::<ObjectRotation>(r)?,
+            (Frequency::Low, 94) => decode_as::<ObjectFlagUpdate>(r)?,
+            (Frequency::Low, 95) => decode_as::<ObjectClickAction>(r)?,
+            (Frequency::Low, 96) => decode_as::<ObjectImage>(r)?,
+            (Frequency::Low, 97) => decode_as::<ObjectMaterial>(r)?,
+            (Frequency::Low, 98) => decode_as::<ObjectShape>(r)?,
+            (Frequency::Low, 99) => decode_as::<ObjectExtraParams>(r)?,
+            (Frequency::Low, 100) => decode_as::<ObjectOwner>(r)?,
+            (Frequency::Low, 101) => decode_as::<ObjectGroup>(r)?,
+            (Frequency::Low, 102) => decode_as::<ObjectBuy>(r)?,
+            (Frequency::Low, 103) => decode_as::<BuyObjectInventory>(r)?,
+            (Frequency::Low, 104) => decode_as::<DerezContainer>(r)?,
+            (Frequency::Low, 105) => decode_as::<ObjectPermissions>(r)?,
+            (Frequency::Low, 106) => decode_as::<ObjectSaleInfo>(r)?,
+            (Frequency::Low, 107) => decode_as::<ObjectName>(r)?,
+            (Frequency::Low, 108) => decode_as::<ObjectDescription>(r)?,
+            (Frequency::Low, 109) => decode_as::<ObjectCategory>(r)?,
+            (Frequency::Low, 110) => decode_as::<ObjectSelect>(r)?,
+            (Frequency::Low, 111) => decode_as::<ObjectDeselect>(r)?,
+            (Frequency::Low, 112) => decode_as::<ObjectAttach>(r)?,
+            (Frequency::Low, 113) => decode_as::<ObjectDetach>(r)?,
+            (Frequency::Low, 114) => decode_as::<ObjectDrop>(r)?,
+            (Frequency::Low, 115) => decode_as::<ObjectLink>(r)?,
+            (Frequency::Low, 116) => decode_as::<ObjectDelink>(r)?,
+            (Frequency::Low, 117) => decode_as::<ObjectGrab>(r)?,
+            (Frequency::Low, 118) => decode_as::<ObjectGrabUpdate>(r)?,
+            (Frequency::Low, 119) => decode_as::<ObjectDeGrab>(r)?,
+            (Frequency::Low, 120) => decode_as::<ObjectSpinStart>(r)?,
+            (Frequency::Low, 121) => decode_as::<ObjectSpinUpdate>(r)?,
+            (Frequency::Low, 122) => decode_as::<ObjectSpinStop>(r)?,
+            (Frequency::Low, 123) => decode_as::<ObjectExportSelected>(r)?,
+            (Frequency::Low, 124) => decode_as::<ModifyLand>(r)?,
+            (Frequency::Low, 125) => decode_as::<VelocityInterpolateOn>(r)?,
+            (Frequency::Low, 126) => decode_as::<VelocityInterpolateOff>(r)?,
+            (Frequency::Low, 127) => decode_as::<StateSave>(r)?,
+            (Frequency::Low, 128) => decode_as::<ReportAutosaveCrash>(r)?,
+            (Frequency::Low, 129) => decode_as::<SimWideDeletes>(r)?,
+            (Frequency::Low, 130) => decode_as::<TrackAgent>(r)?,
+            (Frequency::Low, 131) => decode_as::<ViewerStats>(r)?,
+            (Frequency::Low, 132) => decode_as::<ScriptAnswerYes>(r)?,
+            (Frequency::Low, 133) => decode_as::<UserReport>(r)?,
+            (Frequency::Low, 134) => decode_as::<AlertMessage>(r)?,
+            (Frequency::Low, 135) => decode_as::<AgentAlertMessage>(r)?,
+            (Frequency::Low, 136) => decode_as::<MeanCollisionAlert>(r)?,
+            (Frequency::Low, 137) => decode_as::<ViewerFrozenMessage>(r)?,
+            (Frequency::Low, 138) => decode_as::<HealthMessage>(r)?,
+            (Frequency::Low, 139) => decode_as::<ChatFromSimulator>(r)?,
+            (Frequency::Low, 140) => decode_as::<SimStats>(r)?,
+            (Frequency::Low, 141) => decode_as::<RequestRegionInfo>(r)?,
+            (Frequency::Low, 142) => decode_as::<RegionInfo>(r)?,
+            (Frequency::Low, 143) => decode_as::<GodUpdateRegionInfo>(r)?,
+            (Frequency::Low, 144) => decode_as::<NearestLandingRegionRequest>(r)?,
+            (Frequency::Low, 145) => decode_as::<NearestLandingRegionReply>(r)?,
+            (Frequency::Low, 146) => decode_as::<NearestLandingRegionUpdated>(r)?,
+            (Frequency::Low, 147) => decode_as::<TeleportLandingStatusChanged>(r)?,
+            (Frequency::Low, 148) => decode_as::<RegionHandshake>(r)?,
+            (Frequency::Low, 149) => decode_as::<RegionHandshakeReply>(r)?,
+            (Frequency::Low, 150) => decode_as::<SimulatorViewerTimeMessage>(r)?,
+            (Frequency::Low, 151) => decode_as::<EnableSimulator>(r)?,
+            (Frequency::Low, 152) => decode_as::<DisableSimulator>(r)?,
+            (Frequency::Low, 153) => decode_as::<TransferRequest>(r)?,
+            (Frequency::Low, 154) => decode_as::<TransferInfo>(r)?,
+            (Frequency::Low, 155) => decode_as::<TransferAbort>(r)?,
+            (Frequency::Low, 156) => decode_as::<RequestXfer>(r)?,
+            (Frequency::Low, 157) => decode_as::<AbortXfer>(r)?,
+            (Frequency::Low, 158) => decode_as::<AvatarAppearance>(r)?,
+            (Frequency::Low, 159) => decode_as::<SetFollowCamProperties>(r)?,
+            (Frequency::Low, 160) => decode_as::<ClearFollowCamProperties>(r)?,
+            (Frequency::Low, 161) => decode_as::<RequestPayPrice>(r)?,
+            (Frequency::Low, 162) => decode_as::<PayPriceReply>(r)?,
+            (Frequency::Low, 163) => decode_as::<KickUser>(r)?,
+            (Frequency::Low, 164) => decode_as::<KickUserAck>(r)?,
+            (Frequency::Low, 165) => decode_as::<GodKickUser>(r)?,
+            (Frequency::Low, 166) => decode_as::<SystemKickUser>(r)?,
+            (Frequency::Low, 167) => decode_as::<EjectUser>(r)?,
+            (Frequency::Low, 168) => decode_as::<FreezeUser>(r)?,
+            (Frequency::Low, 169) => decode_as::<AvatarPropertiesRequest>(r)?,
+            (Frequency::Low, 170) => decode_as::<AvatarPropertiesRequestBackend>(r)?,
+            (Frequency::Low, 171) => decode_as::<AvatarPropertiesReply>(r)?,
+            (Frequency::Low, 172) => decode_as::<AvatarInterestsReply>(r)?,
+            (Frequency::Low, 173) => decode_as::<AvatarGroupsReply>(r)?,
+            (Frequency::Low, 174) => decode_as::<AvatarPropertiesUpdate>(r)?,
+            (Frequency::Low, 175) => decode_as::<AvatarInterestsUpdate>(r)?,
+            (Frequency::Low, 176) => decode_as::<AvatarNotesReply>(r)?,
+            (Frequency::Low, 177) => decode_as::<AvatarNotesUpdate>(r)?,
+            (Frequency::Low, 178) => decode_as::<AvatarPicksReply>(r)?,
+            (Frequency::Low, 179) => decode_as::<EventInfoRequest>(r)?,
+            (Frequency::Low, 180) => decode_as::<EventInfoReply>(r)?,
+            (Frequency::Low, 181) => decode_as::<EventNotificationAddRequest>(r)?,
+            (Frequency::Low, 182) => decode_as::<EventNotificationRemoveRequest>(r)?,
+            (Frequency::Low, 183) => decode_as::<EventGodDelete>(r)?,
+            (Frequency::Low, 184) => decode_as::<PickInfoReply>(r)?,
+            (Frequency::Low, 185) => decode_as::<PickInfoUpdate>(r)?,
+            (Frequency::Low, 186) => decode_as::<PickDelete>(r)?,
+            (Frequency::Low, 187) => decode_as::<PickGodDelete>(r)?,
+            (Frequency::Low, 188) => decode_as::<ScriptQuestion>(r)?,
+            (Frequency::Low, 189) => decode_as::<ScriptControlChange>(r)?,
+            (Frequency::Low, 190) => decode_as::<ScriptDialog>(r)?,
+            (Frequency::Low, 191) => decode_as::<ScriptDialogReply>(r)?,
+            (Frequency::Low, 192) => decode_as::<ForceScriptControlRelease>(r)?,
+            (Frequency::Low, 193) => decode_as::<RevokePermissions>(r)?,
+            (Frequency::Low, 194) => decode_as::<LoadUrl>(r)?,
+            (Frequency::Low, 195) => decode_as::<ScriptTeleportRequest>(r)?,
+            (Frequency::Low, 196) => decode_as::<ParcelOverlay>(r)?,
+            (Frequency::Low, 197) => decode_as::<ParcelPropertiesRequestById>(r)?,
+            (Frequency::Low, 198) => decode_as::<ParcelPropertiesUpdate>(r)?,
+            (Frequency::Low, 199) => decode_as::<ParcelReturnObjects>(r)?,
+            (Frequency::Low, 200) => decode_as::<ParcelSetOtherCleanTime>(r)?,
+            (Frequency::Low, 201) => decode_as::<ParcelDisableObjects>(r)?,
+            (Frequency::Low, 202) => decode_as::<ParcelSelectObjects>(r)?,
+            (Frequency::Low, 203) => decode_as::<EstateCovenantRequest>(r)?,
+            (Frequency::Low, 204) => decode_as::<EstateCovenantReply>(r)?,
+            (Frequency::Low, 205) => decode_as::<ForceObjectSelect>(r)?,
+            (Frequency::Low, 206) => decode_as::<ParcelBuyPass>(r)?,
+            (Frequency::Low, 207) => decode_as::<ParcelDeedToGroup>(r)?,
+            (Frequency::Low, 208) => decode_as::<ParcelReclaim>(r)?,
+            (Frequency::Low, 209) => decode_as::<ParcelClaim>(r)?,
+            (Frequency::Low, 210) => decode_as::<ParcelJoin>(r)?,
+            (Frequency::Low, 211) => decode_as::<ParcelDivide>(r)?,
+            (Frequency::Low, 212) => decode_as::<ParcelRelease>(r)?,
+            (Frequency::Low, 213) => decode_as::<ParcelBuy>(r)?,
+            (Frequency::Low, 214) => decode_as::<ParcelGodForceOwner>(r)?,
+            (Frequency::Low, 215) => decode_as::<ParcelAccessListRequest>(r)?,
+            (Frequency::Low, 216) => decode_as::<ParcelAccessListReply>(r)?,
+            (Frequency::Low, 217) => decode_as::<ParcelAccessListUpdate>(r)?,
+            (Frequency::Low, 218) => decode_as::<ParcelDwellRequest>(r)?,
+            (Frequency::Low, 219) => decode_as::<ParcelDwellReply>(r)?,
+            (Frequency::Low, 220) => decode_as::<RequestParcelTransfer>(r)?,
+            (Frequency::Low, 221) => decode_as::<UpdateParcel>(r)?,
+            (Frequency::Low, 222) => decode_as::<RemoveParcel>(r)?,
+            (Frequency::Low, 223) => decode_as::<MergeParcel>(r)?,
+            (Frequency::Low, 224) => decode_as::<LogParcelChanges>(r)?,
+            (Frequency::Low, 225) => decode_as::<CheckParcelSales>(r)?,
+            (Frequency::Low, 226) => decode_as::<ParcelSales>(r)?,
+            (Frequency::Low, 227) => decode_as::<ParcelGodMarkAsContent>(r)?,
+            (Frequency::Low, 228) => decode_as::<ViewerStartAuction>(r)?,
+            (Frequency::Low, 229) => decode_as::<StartAuction>(r)?,
+            (Frequency::Low, 230) => decode_as::<ConfirmAuctionStart>(r)?,
+            (Frequency::Low, 231) => decode_as::<CompleteAuction>(r)?,
+            (Frequency::Low, 232) => decode_as::<CancelAuction>(r)?,
+            (Frequency::Low, 233) => decode_as::<CheckParcelAuctions>(r)?,
+            (Frequency::Low, 234) => decode_as::<ParcelAuctions>(r)?,
+            (Frequency::Low, 235) => decode_as::<UuidNameRequest>(r)?,
+            (Frequency::Low, 236) => decode_as::<UuidNameReply>(r)?,
+            (Frequency::Low, 237) => decode_as::<UuidGroupNameRequest>(r)?,
+            (Frequency::Low, 238) => decode_as::<UuidGroupNameReply>(r)?,
+            (Frequency::Low, 239) => decode_as::<ChatPass>(r)?,
+            (Frequency::Low, 240) => decode_as::<ChildAgentDying>(r)?,
+            (Frequency::Low, 241) => decode_as::<ChildAgentUnknown>(r)?,
+            (Frequency::Low, 242) => decode_as::<KillChildAgents>(r)?,
+            (Frequency::Low, 243) => decode_as::<GetScriptRunning>(r)?,
+            (Frequency::Low, 244) => decode_as::<ScriptRunningReply>(r)?,
+            (Frequency::Low, 245) => decode_as::<SetScriptRunning>(r)?,
+            (Frequency::Low, 246) => decode_as::<ScriptReset>(r)?,
+            (Frequency::Low, 247) => decode_as::<ScriptSensorRequest>(r)?,
+            (Frequency::Low, 248) => decode_as::<ScriptSensorReply>(r)?,
+            (Frequency::Low, 249) => decode_as::<CompleteAgentMovement>(r)?,
+            (Frequency::Low, 250) => decode_as::<AgentMovementComplete>(r)?,
+            (Frequency::Low, 251) => decode_as::<DataServerLogout>(r)?,
+            (Frequency::Low, 252) => decode_as::<LogoutRequest>(r)?,
+            (Frequency::Low, 253) => decode_as::<LogoutReply>(r)?,
+            (Frequency::Low, 254) => decode_as::<ImprovedInstantMessage>(r)?,
+            (Frequency::Low, 255) => decode_as::<RetrieveInstantMessages>(r)?,
+            (Frequency::Low, 256) => decode_as::<FindAgent>(r)?,
+            (Frequency::Low, 257) => decode_as::<RequestGodlikePowers>(r)?,
+            (Frequency::Low, 258) => decode_as::<GrantGodlikePowers>(r)?,
+            (Frequency::Low, 259) => decode_as::<GodlikeMessage>(r)?,
+            (Frequency::Low, 260) => decode_as::<EstateOwnerMessage>(r)?,
+            (Frequency::Low, 261) => decode_as::<GenericMessage>(r)?,
+            (Frequency::Low, 262) => decode_as::<MuteListRequest>(r)?,
+            (Frequency::Low, 263) => decode_as::<UpdateMuteListEntry>(r)?,
+            (Frequency::Low, 264) => decode_as::<RemoveMuteListEntry>(r)?,
+            (Frequency::Low, 265) => decode_as::<CopyInventoryFromNotecard>(r)?,
+            (Frequency::Low, 266) => decode_as::<UpdateInventoryItem>(r)?,
+            (Frequency::Low, 267) => decode_as::<UpdateCreateInventoryItem>(r)?,
+            (Frequency::Low, 268) => decode_as::<MoveInventoryItem>(r)?,
+            (Frequency::Low, 269) => decode_as::<CopyInventoryItem>(r)?,
+            (Frequency::Low, 270) => decode_as::<RemoveInventoryItem>(r)?,
+            (Frequency::Low, 271) => decode_as::<ChangeInventoryItemFlags>(r)?,
+            (Frequency::Low, 272) => decode_as::<SaveAssetIntoInventory>(r)?,
+            (Frequency::Low, 273) => decode_as::<CreateInventoryFolder>(r)?,
+            (Frequency::Low, 274) => decode_as::<UpdateInventoryFolder>(r)?,
+            (Frequency::Low, 275) => decode_as::<MoveInventoryFolder>(r)?,
+            (Frequency::Low, 276) => decode_as::<RemoveInventoryFolder>(r)?,
+            (Frequency::Low, 277) => decode_as::<FetchInventoryDescendents>(r)?,
+            (Frequency::Low, 278) => decode_as::<InventoryDescendents>(r)?,
+            (Frequency::Low, 279) => decode_as::<FetchInventory>(r)?,
+            (Frequency::Low, 280) => decode_as::<FetchInventoryReply>(r)?,
+            (Frequency::Low, 281) => decode_as::<BulkUpdateInventory>(r)?,
+            (Frequency::Low, 282) => decode_as::<RequestInventoryAsset>(r)?,
+            (Frequency::Low, 283) => decode_as::<InventoryAssetResponse>(r)?,
+            (Frequency::Low, 284) => decode_as::<RemoveInventoryObjects>(r)?,
+            (Frequency::Low, 285) => decode_as::<PurgeInventoryDescendents>(r)?,
+            (Frequency::Low, 286) => decode_as::<UpdateTaskInventory>(r)?,
+            (Frequency::Low, 287) => decode_as::<RemoveTaskInventory>(r)?,
+            (Frequency::Low, 288) => decode_as::<MoveTaskInventory>(r)?,
+            (Frequency::Low, 289) => decode_as::<RequestTaskInventory>(r)?,
+            (Frequency::Low, 290) => decode_as::<ReplyTaskInventory>(r)?,
+            (Frequency::Low, 291) => decode_as::<DeRezObject>(r)?,
+            (Frequency::Low, 292) => decode_as::<DeRezAck>(r)?,
+            (Frequency::Low, 293) => decode_as::<RezObject>(r)?,
+            (Frequency::Low, 294) => decode_as::<RezObjectFromNotecard>(r)?,
+            (Frequency::Low, 295) => decode_as::<TransferInventory>(r)?,
+            (Frequency::Low, 296) => decode_as::<TransferInventoryAck>(r)?,
+            (Frequency::Low, 297) => decode_as::<AcceptFriendship>(r)?,
+            (Frequency::Low, 298) => decode_as::<DeclineFriendship>(r)?,
+            (Frequency::Low, 299) => decode_as::<FormFriendship>(r)?,
+            (Frequency::Low, 300) => decode_as::<TerminateFriendship>(r)?,
+            (Frequency::Low, 301) => decode_as::<OfferCallingCard>(r)?,
+            (Frequency::Low, 302) => decode_as::<AcceptCallingCard>(r)?,
+            (Frequency::Low, 303) => decode_as::<DeclineCallingCard>(r)?,
+            (Frequency::Low, 304) => decode_as::<RezScript>(r)?,
+            (Frequency::Low, 305) => decode_as::<CreateInventoryItem>(r)?,
+            (Frequency::Low, 306) => decode_as::<CreateLandmarkForEvent>(r)?,
+            (Frequency::Low, 307) => decode_as::<EventLocationRequest>(r)?,
+            (Frequency::Low, 308) => decode_as::<EventLocationReply>(r)?,
+            (Frequency::Low, 309) => decode_as::<RegionHandleRequest>(r)?,
+            (Frequency::Low, 310) => decode_as::<RegionIdAndHandleReply>(r)?,
+            (Frequency::Low, 311) => decode_as::<MoneyTransferRequest>(r)?,
+            (Frequency::Low, 312) => decode_as::<MoneyTransferBackend>(r)?,
+            (Frequency::Low, 313) => decode_as::<MoneyBalanceRequest>(r)?,
+            (Frequency::Low, 314) => decode_as::<MoneyBalanceReply>(r)?,
+            (Frequency::Low, 315) => decode_as::<RoutedMoneyBalanceReply>(r)?,
+            (Frequency::Low, 316) => decode_as::<ActivateGestures>(r)?,
+            (Frequency::Low, 317) => decode_as::<DeactivateGestures>(r)?,
+            (Frequency::Low, 318) => decode_as::<MuteListUpdate>(r)?,
+            (Frequency::Low, 319) => decode_as::<UseCachedMuteList>(r)?,
+            (Frequency::Low, 320) => decode_as::<GrantUserRights>(r)?,
+            (Frequency::Low, 321) => decode_as::<ChangeUserRights>(r)?,
+            (Frequency::Low, 322) => decode_as::<OnlineNotification>(r)?,
+            (Frequency::Low, 323) => decode_as::<OfflineNotification>(r)?,
+            (Frequency::Low, 324) => decode_as::<SetStartLocationRequest>(r)?,
+            (Frequency::Low, 325) => decode_as::<SetStartLocation>(r)?,
+            (Frequency::Low, 326) => decode_as::<NetTest>(r)?,
+            (Frequency::Low, 327) => decode_as::<SetCpuRatio>(r)?,
+            (Frequency::Low, 328) => decode_as::<SimCrashed>(r)?,
+            (Frequency::Low, 329) => decode_as::<NameValuePair>(r)?,
+            (Frequency::Low, 330) => decode_as::<RemoveNameValuePair>(r)?,
+            (Frequency::Low, 331) => decode_as::<UpdateAttachment>(r)?,
+            (Frequency::Low, 332) => decode_as::<RemoveAttachment>(r)?,
+            (Frequency::Low, 333) => decode_as::<AssetUploadRequest>(r)?,
+            (Frequency::Low, 334) => decode_as::<AssetUploadComplete>(r)?,
+            (Frequency::Low, 335) => decode_as::<EmailMessageRequest>(r)?,
+            (Frequency::Low, 336) => decode_as::<EmailMessageReply>(r)?,
+            (Frequency::Low, 337) => decode_as::<ScriptDataRequest>(r)?,
+            (Frequency::Low, 338) => decode_as::<ScriptDataReply>(r)?,
+            (Frequency::Low, 339) => decode_as::<CreateGroupRequest>(r)?,
+            (Frequency::Low, 340) => decode_as::<CreateGroupReply>(r)?,
+            (Frequency::Low, 341) => decode_as::<UpdateGroupInfo>(r)?,
+            (Frequency::Low, 342) => decode_as::<GroupRoleChanges>(r)?,
+            (Frequency::Low, 343) => decode_as::<JoinGroupRequest>(r)?,
+            (Frequency::Low, 344) => decode_as::<JoinGroupReply>(r)?,
+            (Frequency::Low, 345) => decode_as::<EjectGroupMemberRequest>(r)?,
+            (Frequency::Low, 346) => decode_as::<EjectGroupMemberReply>(r)?,
+            (Frequency::Low, 347) => decode_as::<LeaveGroupRequest>(r)?,
+            (Frequency::Low, 348) => decode_as::<LeaveGroupReply>(r)?,
+            (Frequency::Low, 349) => decode_as::<InviteGroupRequest>(r)?,
+            (Frequency::Low, 350) => decode_as::<InviteGroupResponse>(r)?,
+            (Frequency::Low, 351) => decode_as::<GroupProfileRequest>(r)?,
+            (Frequency::Low, 352) => decode_as::<GroupProfileReply>(r)?,
+            (Frequency::Low, 353) => decode_as::<GroupAccountSummaryRequest>(r)?,
+            (Frequency::Low, 354) => decode_as::<GroupAccountSummaryReply>(r)?,
+            (Frequency::Low, 355) => decode_as::<GroupAccountDetailsRequest>(r)?,
+            (Frequency::Low, 356) => decode_as::<GroupAccountDetailsReply>(r)?,
+            (Frequency::Low, 357) => decode_as::<GroupAccountTransactionsRequest>(r)?,
+            (Frequency::Low, 358) => decode_as::<GroupAccountTransactionsReply>(r)?,
+            (Frequency::Low, 359) => decode_as::<GroupActiveProposalsRequest>(r)?,
+            (Frequency::Low, 360) => decode_as::<GroupActiveProposalItemReply>(r)?,
+            (Frequency::Low, 361) => decode_as::<GroupVoteHistoryRequest>(r)?,
+            (Frequency::Low, 362) => decode_as::<GroupVoteHistoryItemReply>(r)?,
+            (Frequency::Low, 363) => decode_as::<StartGroupProposal>(r)?,
+            (Frequency::Low, 364) => decode_as::<GroupProposalBallot>(r)?,
+            (Frequency::Low, 365) => decode_as::<TallyVotes>(r)?,
+            (Frequency::Low, 366) => decode_as::<GroupMembersRequest>(r)?,
+            (Frequency::Low, 367) => decode_as::<GroupMembersReply>(r)?,
+            (Frequency::Low, 368) => decode_as::<ActivateGroup>(r)?,
+            (Frequency::Low, 369) => decode_as::<SetGroupContribution>(r)?,
+            (Frequency::Low, 370) => decode_as::<SetGroupAcceptNotices>(r)?,
+            (Frequency::Low, 371) => decode_as::<GroupRoleDataRequest>(r)?,
+            (Frequency::Low, 372) => decode_as::<GroupRoleDataReply>(r)?,
+            (Frequency::Low, 373) => decode_as::<GroupRoleMembersRequest>(r)?,
+            (Frequency::Low, 374) => decode_as::<GroupRoleMembersReply>(r)?,
+            (Frequency::Low, 375) => decode_as::<GroupTitlesRequest>(r)?,
+            (Frequency::Low, 376) => decode_as::<GroupTitlesReply>(r)?,
+            (Frequency::Low, 377) => decode_as::<GroupTitleUpdate>(r)?,
+            (Frequency::Low, 378) => decode_as::<GroupRoleUpdate>(r)?,
+            (Frequency::Low, 379) => decode_as::<LiveHelpGroupRequest>(r)?,
+            (Frequency::Low, 380) => decode_as::<LiveHelpGroupReply>(r)?,
+            (Frequency::Low, 381) => decode_as::<AgentWearablesRequest>(r)?,
+            (Frequency::Low, 382) => decode_as::<AgentWearablesUpdate>(r)?,
+            (Frequency::Low, 383) => decode_as::<AgentIsNowWearing>(r)?,
+            (Frequency::Low, 384) => decode_as::<AgentCachedTexture>(r)?,
+            (Frequency::Low, 385) => decode_as::<AgentCachedTextureResponse>(r)?,
+            (Frequency::Low, 386) => decode_as::<AgentDataUpdateRequest>(r)?,
+            (Frequency::Low, 387) => decode_as::<AgentDataUpdate>(r)?,
+            (Frequency::Low, 388) => decode_as::<GroupDataUpdate>(r)?,
+            (Frequency::Low, 389) => decode_as::<AgentGroupDataUpdate>(r)?,
+            (Frequency::Low, 390) => decode_as::<AgentDropGroup>(r)?,
+            (Frequency::Low, 391) => decode_as::<LogTextMessage>(r)?,
+            (Frequency::Low, 392) => decode_as::<CreateTrustedCircuit>(r)?,
+            (Frequency::Low, 393) => decode_as::<DenyTrustedCircuit>(r)?,
+            (Frequency::Low, 394) => decode_as::<RequestTrustedCircuit>(r)?,
+            (Frequency::Low, 395) => decode_as::<RezSingleAttachmentFromInv>(r)?,
+            (Frequency::Low, 396) => decode_as::<RezMultipleAttachmentsFromInv>(r)?,
+            (Frequency::Low, 397) => decode_as::<DetachAttachmentIntoInv>(r)?,
+            (Frequency::Low, 398) => decode_as::<CreateNewOutfitAttachments>(r)?,
+            (Frequency::Low, 399) => decode_as::<UserInfoRequest>(r)?,
+            (Frequency::Low, 400) => decode_as::<UserInfoReply>(r)?,
+            (Frequency::Low, 401) => decode_as::<UpdateUserInfo>(r)?,
+            (Frequency::Low, 402) => decode_as::<ParcelRename>(r)?,
+            (Frequency::Low, 403) => decode_as::<InitiateDownload>(r)?,
+            (Frequency::Low, 404) => decode_as::<SystemMessage>(r)?,
+            (Frequency::Low, 405) => decode_as::<MapLayerRequest>(r)?,
+            (Frequency::Low, 406) => decode_as::<MapLayerReply>(r)?,
+            (Frequency::Low, 407) => decode_as::<MapBlockRequest>(r)?,
+            (Frequency::Low, 408) => decode_as::<MapNameRequest>(r)?,
+            (Frequency::Low, 409) => decode_as::<MapBlockReply>(r)?,
+            (Frequency::Low, 410) => decode_as::<MapItemRequest>(r)?,
+            (Frequency::Low, 411) => decode_as::<MapItemReply>(r)?,
+            (Frequency::Low, 412) => decode_as::<SendPostcard>(r)?,
+            (Frequency::Low, 413) => decode_as::<RpcChannelRequest>(r)?,
+            (Frequency::Low, 414) => decode_as::<RpcChannelReply>(r)?,
+            (Frequency::Low, 415) => decode_as::<RpcScriptRequestInbound>(r)?,
+            (Frequency::Low, 416) => decode_as::<RpcScriptRequestInboundForward>(r)?,
+            (Frequency::Low, 417) => decode_as::<RpcScriptReplyInbound>(r)?,
+            (Frequency::Low, 418) => decode_as::<ScriptMailRegistration>(r)?,
+            (Frequency::Low, 419) => decode_as::<ParcelMediaCommandMessage>(r)?,
+            (Frequency::Low, 420) => decode_as::<ParcelMediaUpdate>(r)?,
+            (Frequency::Low, 421) => decode_as::<LandStatRequest>(r)?,
+            (Frequency::Low, 422) => decode_as::<LandStatReply>(r)?,
+            (Frequency::Low, 423) => decode_as::<Error>(r)?,
+            (Frequency::Low, 424) => decode_as::<ObjectIncludeInSearch>(r)?,
+            (Frequency::Low, 425) => decode_as::<RezRestoreToWorld>(r)?,
+            (Frequency::Low, 426) => decode_as::<LinkInventoryItem>(r)?,
+            (Frequency::Low, 430) => decode_as::<LargeGenericMessage>(r)?,
+            (Frequency::Fixed, 0xFFFFFFFB) => decode_as::<PacketAck>(r)?,
+            (Frequency::Fixed, 0xFFFFFFFC) => decode_as::<OpenCircuit>(r)?,
+            (Frequency::Fixed, 0xFFFFFFFD) => decode_as::<CloseCircuit>(r)?,
             _ => Self::Unknown(UnknownMessage { id, body: r.rest() }),
         })
     }
@@ -4725,6 +4393,13 @@ impl Message {
             Self::Unknown(_) => {}
         }
     }
+}
+
+/// Decodes one message type; kept out of line so that the dispatch in [`Message::decode`]
+/// does not carry every message's temporaries in one stack frame.
+#[inline(never)]
+fn decode_as<T: MessageType + Into<Message>>(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    T::decode_body(r).map(Into::into)
 }
 
 /// The template facts about the message numbered `id`, if the template has it.
