@@ -1,7 +1,10 @@
 //! Load generator: stores then fetches assets with concurrent keep-alive clients against an
-//! in-process server on a temporary database, and prints requests per second.
+//! in-process server, and prints requests per second.
 //!
-//! `cargo run --release -p opensim-assets --example loadgen -- [CLIENTS] [SIZE_BYTES] [COUNT]`
+//! `cargo run --release -p opensim-assets --example loadgen -- [CLIENTS] [SIZE_BYTES] [COUNT] [DB]`
+//!
+//! `DB` is any store location (`postgres://...`, `Server=...;Database=...;`, `sqlite:PATH`);
+//! it must not already hold the generated ids. Without it a temporary SQLite file is used.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -81,7 +84,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: u64 = args.next().map_or(Ok(2000), |s| s.parse())?;
     let dir = std::env::temp_dir().join(format!("assets-loadgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let cfg = opensim_assets::ServerConfig::new(dir.join("a.db").to_string_lossy());
+    let db = args
+        .next()
+        .unwrap_or_else(|| dir.join("a.db").to_string_lossy().into_owned());
+    let cfg = opensim_assets::ServerConfig::new(db);
     let server = smol::block_on(opensim_assets::AssetServer::bind(cfg))?;
     let addr = server.local_addr()?;
     std::thread::spawn(move || smol::block_on(server.run()));

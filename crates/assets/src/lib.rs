@@ -6,9 +6,13 @@
 //! `DELETE /assets/{id}` (per [`DeletePolicy`]) and `POST /get_assets_exist`.
 //! The XML is byte-for-byte what OpenSimulator 0.9.2.2 writes ([`xml`]).
 //!
-//! Storage is embedded SQLite ([`store::SqliteStore`]: WAL, `synchronous=FULL`, content
-//! de-duplicated by SHA-256) behind the [`Store`] trait; all database work runs on
-//! blocking threads. The HTTP/1.1 server ([`http`]) is hand-written on `async-net`, with
+//! Storage sits behind the [`Store`] trait, chosen by the location string
+//! ([`store::open`], [`ServerConfig::database`]): embedded SQLite by default
+//! ([`store::SqliteStore`]: WAL, `synchronous=FULL`, content de-duplicated by SHA-256), or
+//! PostgreSQL ([`pg::PgStore`], feature `postgres`, on by default) given a
+//! `postgres://user:pass@host:port/db` URL or an OpenSimulator connection string
+//! `Server=host;Database=db;User Id=u;Password=p;`, using OpenSimulator's own `assets` table.
+//! All database work runs on blocking threads. The HTTP/1.1 server ([`http`]) is hand-written on `async-net`, with
 //! keep-alive, chunked bodies, bounded heads and bodies, and timeouts.
 //!
 //! ```no_run
@@ -27,13 +31,17 @@
 
 pub mod http;
 pub mod import;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod server;
 pub mod store;
 pub mod xml;
 
 pub use import::{ImportError, ImportReport, export_dir, import_dir};
+#[cfg(feature = "postgres")]
+pub use pg::{PgOptions, PgStore};
 pub use server::{
     AssetServer, Credentials, DeletePolicy, ServerConfig, ServerError, ShutdownHandle,
 };
-pub use store::{SqliteStore, Store, StoreError};
+pub use store::{Backend, SqliteStore, Store, StoreError};
 pub use xml::{AssetBase, AssetMeta, XmlError};

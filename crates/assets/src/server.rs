@@ -40,7 +40,9 @@ pub struct Credentials {
 pub struct ServerConfig {
     /// Address to listen on (port 0 picks a free one).
     pub bind: SocketAddr,
-    /// Database location: an SQLite file path (optionally prefixed `sqlite:`).
+    /// Database location: an SQLite file path (optionally `sqlite:PATH`), a
+    /// `postgres://user:pass@host:port/db` URL or an OpenSimulator connection string
+    /// (`Server=host;Database=db;User Id=u;Password=p;`); see [`crate::store::open`].
     pub database: String,
     /// Largest accepted request body in bytes (larger: 413).
     pub max_body: usize,
@@ -453,8 +455,9 @@ fn not_allowed(allow: &'static str) -> Response {
 async fn store_asset(state: &Arc<State>, body: &[u8]) -> Result<Response, Response> {
     let mut asset = xml::parse_asset_base(body)
         .map_err(|_| Response::new(400, "application/xml", Vec::new()))?;
-    xml::truncate_name(&mut asset.name);
-    xml::truncate_name(&mut asset.description);
+    // Cuts names, refuses over-long creator ids: the client's mistake, so a 400, not a 500.
+    crate::store::check_asset(&mut asset)
+        .map_err(|_| Response::new(400, "application/xml", Vec::new()))?;
     let id = asset.id;
     db(state, move |s| s.put(asset)).await?;
     let mut buf = Uuid::encode_buffer();

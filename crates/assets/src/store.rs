@@ -1,7 +1,8 @@
-//! Storage backends: the [`Store`] trait and its embedded SQLite implementation.
+//! Storage backends: the [`Store`] trait, [`open`] (backend chosen by the location string)
+//! and the embedded SQLite implementation. The PostgreSQL one is [`crate::pg::PgStore`].
 //!
-//! Metadata lives in one table, content in another keyed by SHA-256 (the FSAssets idea):
-//! identical bytes stored under many ids are kept once, with a reference count.
+//! In SQLite, metadata lives in one table, content in another keyed by SHA-256 (the FSAssets
+//! idea): identical bytes stored under many ids are kept once, with a reference count.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -28,9 +29,39 @@ pub enum StoreError {
     /// The group commit this store was part of failed.
     #[error("batch commit failed: {0}")]
     Batch(String),
-    /// Unsupported database URL.
+    /// Unsupported database URL, or a database whose layout this server cannot use.
     #[error("unsupported database location: {0}")]
     Unsupported(String),
+    /// The PostgreSQL server or client reported an error.
+    #[cfg(feature = "postgres")]
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A malformed connection string.
+    #[error("bad database connection string: {0}")]
+    Config(String),
+    /// No pooled database connection became free in time.
+    #[error("no database connection free after {0:?}")]
+    PoolTimeout(std::time::Duration),
+    /// The asset cannot be stored as given (API misuse, e.g. an over-long creator id).
+    #[error("invalid asset: {0}")]
+    Invalid(&'static str),
+}
+
+/// Longest creator id kept, in characters (OpenSim's `creatorid varchar(128)` column).
+pub const MAX_CREATOR_CHARS: usize = 128;
+
+/// What every backend does to an asset before storing it: names and descriptions are cut
+/// to 64 characters (as OpenSim's stores do), and creator ids longer than
+/// [`MAX_CREATOR_CHARS`] are refused rather than silently cut.
+pub fn check_asset(a: &mut AssetBase) -> Result<(), StoreError> {
+    crate::xml::truncate_name(&mut a.name);
+    crate::xml::truncate_name(&mut a.description);
+    if a.creator_id.len() > MAX_CREATOR_CHARS
+        && a.creator_id.chars().nth(MAX_CREATOR_CHARS).is_some()
+    {
+        return Err(StoreError::Invalid("creator id longer than 128 characters"));
+    }
+    Ok(())
 }
 
 /// A synchronous asset store. The server calls it only from blocking threads.
@@ -54,15 +85,66 @@ pub trait Store: Send + Sync + 'static {
     fn ids(&self) -> Result<Vec<Uuid>, StoreError>;
 }
 
-/// Opens the store named by `location`: a filesystem path (or `sqlite:` path) for SQLite.
-pub fn open(location: &str) -> Result<Box<dyn Store>, StoreError> {
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "PostgreSQL backend is not built yet".into(),
-        ));
+/// Which backend a location string names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Classifies `location`: `postgres://...`/`postgresql://...` URLs and
+    /// OpenSimulator/Npgsql connection strings (`Server=...;Database=...;`) are PostgreSQL;
+    /// `sqlite:PATH` and anything else is an SQLite file path.
+    pub fn of(location: &str) -> Backend {
+        let s = location.trim_start();
+        if s.starts_with("sqlite:") {
+            return Backend::Sqlite;
+        }
+        let head = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        if head.starts_with("postgres://") || head.starts_with("postgresql://") {
+            return Backend::Postgres;
+        }
+        let first = s.split(';').next().unwrap_or("");
+        let npgsql = s.contains(';')
+            && first.split_once('=').is_some_and(|(k, _)| {
+                let k: String = k
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .flat_map(char::to_lowercase)
+                    .collect();
+                matches!(
+                    k.as_str(),
+                    "server" | "host" | "database" | "userid" | "username" | "user" | "port"
+                )
+            });
+        if npgsql {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
-    let path = location.strip_prefix("sqlite:").unwrap_or(location);
-    Ok(Box::new(SqliteStore::open(Path::new(path))?))
+}
+
+/// Opens the store named by `location` (see [`Backend::of`]): an SQLite file path
+/// (optionally `sqlite:PATH`), a `postgres://user:pass@host:port/db` URL, or an
+/// OpenSimulator connection string `Server=host;Database=db;User Id=u;Password=p;`.
+pub fn open(location: &str) -> Result<Box<dyn Store>, StoreError> {
+    match Backend::of(location) {
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Ok(Box::new(crate::pg::PgStore::open(location)?)),
+        #[cfg(not(feature = "postgres"))]
+        Backend::Postgres => Err(StoreError::Unsupported(
+            "built without the `postgres` feature".into(),
+        )),
+        Backend::Sqlite => {
+            let path = location.strip_prefix("sqlite:").unwrap_or(location);
+            Ok(Box::new(SqliteStore::open(Path::new(path))?))
+        }
+    }
 }
 
 /// Embedded SQLite store (WAL, `synchronous=FULL`): one writer connection, pooled readers.
@@ -214,7 +296,8 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn put(&self, a: AssetBase) -> Result<bool, StoreError> {
+    fn put(&self, mut a: AssetBase) -> Result<bool, StoreError> {
+        check_asset(&mut a)?;
         // Group commit: queue the asset, then take the writer lock. Whoever holds it commits
         // everything queued so far in one transaction (one fsync for many stores). Results
         // are written before the lock is released, so a waiter that gets the lock next sees

@@ -1,9 +1,10 @@
 //! Endpoint behaviour, status codes, policies, limits, de-duplication and concurrency.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
-use common::{Client, TestServer, asset_xml, req, uuid_n};
+use common::{Backend, Client, TestServer, asset_xml, req, uuid_n};
 use opensim_assets::{Credentials, DeletePolicy};
 
 fn post(addr: std::net::SocketAddr, body: &[u8]) -> common::Resp {
@@ -16,9 +17,8 @@ fn string_reply(id: &str) -> Vec<u8> {
     v
 }
 
-#[test]
-fn store_get_data_metadata() {
-    let srv = TestServer::start(|_| {});
+fn store_get_data_metadata(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let id = uuid_n(1);
     let r = post(srv.addr, &asset_xml(&id, 49, "", b"mesh bytes"));
     assert_eq!((r.status, r.body), (200, string_reply(&id)));
@@ -34,9 +34,8 @@ fn store_get_data_metadata() {
     assert_eq!(r.body, asset_xml(&id, 49, "", b"mesh bytes"));
 }
 
-#[test]
-fn second_store_does_not_overwrite_and_update_is_refused() {
-    let srv = TestServer::start(|_| {});
+fn second_store_does_not_overwrite_and_update_is_refused(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let id = uuid_n(2);
     post(srv.addr, &asset_xml(&id, 7, "", b"first"));
     let r = post(srv.addr, &asset_xml(&id, 7, "", b"second"));
@@ -53,9 +52,8 @@ fn second_store_does_not_overwrite_and_update_is_refused() {
     assert_eq!(r.body, b"first");
 }
 
-#[test]
-fn status_codes() {
-    let srv = TestServer::start(|c| c.max_body = 4096);
+fn status_codes(b: &Backend) {
+    let srv = TestServer::start_on(b, |c| c.max_body = 4096);
     let a = srv.addr;
     let missing = uuid_n(404);
     for p in [
@@ -131,9 +129,8 @@ fn status_codes() {
     assert_eq!(c.read_response().unwrap().status, 400);
 }
 
-#[test]
-fn chunked_body_and_expect_continue_and_keep_alive() {
-    let srv = TestServer::start(|_| {});
+fn chunked_body_and_expect_continue_and_keep_alive(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let id = uuid_n(5);
     let body = asset_xml(&id, 7, "", b"chunked!");
     let (x, y) = body.split_at(100);
@@ -164,9 +161,8 @@ fn chunked_body_and_expect_continue_and_keep_alive() {
     );
 }
 
-#[test]
-fn pipelined_requests() {
-    let srv = TestServer::start(|_| {});
+fn pipelined_requests(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let id = uuid_n(6);
     post(srv.addr, &asset_xml(&id, 7, "", b"pipe"));
     let mut c = Client::connect(srv.addr);
@@ -177,9 +173,8 @@ fn pipelined_requests() {
     }
 }
 
-#[test]
-fn exists_batch() {
-    let srv = TestServer::start(|_| {});
+fn exists_batch(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     post(srv.addr, &asset_xml(&uuid_n(1), 0, "", b"a"));
     let ids = vec![uuid_n(1), uuid_n(2), uuid_n(1)];
     let mut body = Vec::new();
@@ -214,15 +209,14 @@ fn delete(addr: std::net::SocketAddr, id: &str) -> bool {
     r.body.ends_with(b"<boolean>true</boolean>")
 }
 
-#[test]
-fn delete_policies() {
+fn delete_policies(b: &Backend) {
     let (plain, tile) = (uuid_n(1), uuid_n(2));
     for (policy, plain_ok, tile_ok) in [
         (DeletePolicy::Deny, false, false),
         (DeletePolicy::MaptileOnly, false, true),
         (DeletePolicy::All, true, true),
     ] {
-        let srv = TestServer::start(|c| c.delete_policy = policy);
+        let srv = TestServer::start_on(b, |c| c.delete_policy = policy);
         post(srv.addr, &asset_xml(&plain, 0, "", b"p"));
         post(srv.addr, &asset_xml(&tile, 0, "Maptile", b"t"));
         assert_eq!(delete(srv.addr, &plain), plain_ok, "{policy:?}");
@@ -233,9 +227,8 @@ fn delete_policies() {
     }
 }
 
-#[test]
-fn write_auth_and_read_only() {
-    let srv = TestServer::start(|c| {
+fn write_auth_and_read_only(b: &Backend) {
+    let srv = TestServer::start_on(b, |c| {
         c.write_auth = Some(Credentials {
             user: "grid".into(),
             password: "s3cret".into(),
@@ -290,7 +283,7 @@ fn write_auth_and_read_only() {
         200
     );
 
-    let ro = TestServer::start(|c| c.read_only = true);
+    let ro = TestServer::start_on(b, |c| c.read_only = true);
     assert_eq!(post(ro.addr, &body).status, 403);
     assert_eq!(
         req(
@@ -309,14 +302,15 @@ fn write_auth_and_read_only() {
     );
 }
 
-#[test]
-fn identical_content_shares_one_blob() {
-    let srv = TestServer::start(|c| c.delete_policy = DeletePolicy::All);
+fn identical_content_shares_one_blob(b: &Backend) {
+    let srv = TestServer::start_on(b, |c| c.delete_policy = DeletePolicy::All);
     let data = vec![42u8; 10_000];
     post(srv.addr, &asset_xml(&uuid_n(1), 0, "", &data));
     post(srv.addr, &asset_xml(&uuid_n(2), 0, "", &data));
     post(srv.addr, &asset_xml(&uuid_n(3), 0, "", b"other"));
-    assert_eq!(srv.store.counts().unwrap(), (3, 2));
+    // PostgreSQL keeps OpenSimulator's one-row-per-asset table: no sharing there.
+    let blobs = |shared: u64, plain: u64| if b.dedups() { shared } else { plain };
+    assert_eq!(srv.store.counts().unwrap(), (3, blobs(2, 3)));
     assert!(delete(srv.addr, &uuid_n(1)));
     assert_eq!(srv.store.counts().unwrap(), (2, 2));
     assert_eq!(
@@ -334,9 +328,8 @@ fn identical_content_shares_one_blob() {
     assert_eq!(srv.store.counts().unwrap(), (1, 1));
 }
 
-#[test]
-fn long_names_are_truncated_to_64_chars() {
-    let srv = TestServer::start(|_| {});
+fn long_names_are_truncated_to_64_chars(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let id = uuid_n(1);
     let name = "é".repeat(100);
     let xml = format!(
@@ -350,11 +343,25 @@ fn long_names_are_truncated_to_64_chars() {
         .unwrap();
     assert_eq!(a.name, "é".repeat(64));
     assert_eq!(a.description, "a&b<c");
+    // Creator ids: up to 128 characters (OpenSim's column), longer is a client error.
+    let ok = format!("{};http://grid.example:8002/;", "c".repeat(100));
+    let ok = format!("{ok}{}", "n".repeat(128 - ok.chars().count()));
+    let long = format!("{ok}x");
+    for (n, creator, status) in [(2, &ok, 200), (3, &long, 400)] {
+        let xml = format!(
+            "<AssetBase><Data>aGk=</Data><ID>{}</ID><Type>7</Type><CreatorID>{creator}</CreatorID></AssetBase>",
+            uuid_n(n)
+        );
+        assert_eq!(post(srv.addr, xml.as_bytes()).status, status, "{n}");
+    }
+    assert_eq!(
+        req(srv.addr, "GET", &format!("/assets/{}", uuid_n(3)), &[], b"").status,
+        404
+    );
 }
 
-#[test]
-fn concurrent_clients() {
-    let srv = TestServer::start(|_| {});
+fn concurrent_clients(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let addr = srv.addr;
     let threads: Vec<_> = (0..16u64)
         .map(|t| {
@@ -401,9 +408,8 @@ fn concurrent_clients() {
     assert_eq!(srv.store.counts().unwrap().0, 16 * 40);
 }
 
-#[test]
-fn import_and_export_folders() {
-    let srv = TestServer::start(|_| {});
+fn import_and_export_folders(b: &Backend) {
+    let srv = TestServer::start_on(b, |_| {});
     let dir = tempfile::tempdir().unwrap();
     let t = uuid_n(1);
     std::fs::write(
@@ -433,7 +439,7 @@ fn import_and_export_folders() {
     let exported = std::fs::read(out.path().join(format!("{}.xml", uuid_n(3)))).unwrap();
     assert_eq!(exported, asset_xml(&uuid_n(3), 7, "Maptile", b"nc"));
     // Re-importing the export into a fresh store reproduces every asset.
-    let other = TestServer::start(|_| {});
+    let other = TestServer::start_on(b, |_| {});
     let rep = opensim_assets::import_dir(&*other.store, out.path(), 1 << 20).unwrap();
     assert_eq!(rep.stored, 3);
     for n in 1..=3 {
@@ -442,9 +448,8 @@ fn import_and_export_folders() {
     }
 }
 
-#[test]
-fn stalled_clients_are_timed_out() {
-    let srv = TestServer::start(|c| {
+fn stalled_clients_are_timed_out(b: &Backend) {
+    let srv = TestServer::start_on(b, |c| {
         c.idle_timeout = std::time::Duration::from_millis(200);
         c.io_timeout = std::time::Duration::from_millis(200);
     });
@@ -460,3 +465,19 @@ fn stalled_clients_are_timed_out() {
     c.send_raw(b"POST /assets HTTP/1.1\r\nContent-Length: 100\r\n\r\n<AssetBase>");
     assert_eq!(c.read_response().unwrap().status, 408);
 }
+
+on_both_backends!(
+    store_get_data_metadata,
+    second_store_does_not_overwrite_and_update_is_refused,
+    status_codes,
+    chunked_body_and_expect_continue_and_keep_alive,
+    pipelined_requests,
+    exists_batch,
+    delete_policies,
+    write_auth_and_read_only,
+    identical_content_shares_one_blob,
+    long_names_are_truncated_to_64_chars,
+    concurrent_clients,
+    import_and_export_folders,
+    stalled_clients_are_timed_out,
+);

@@ -35,7 +35,7 @@ fn child_server() {
 
 /// The caller kills and waits for the child.
 #[allow(clippy::zombie_processes)]
-fn spawn(db: &std::path::Path) -> (Child, SocketAddr) {
+fn spawn(db: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_server", "--nocapture", "--test-threads=1"])
         .env(DB_ENV, db)
@@ -62,8 +62,24 @@ fn spawn(db: &std::path::Path) -> (Child, SocketAddr) {
 #[test]
 fn kill_9_loses_no_acknowledged_asset() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("assets.db");
-    let (mut child, addr) = spawn(&db);
+    kill_9_during_burst(&format!(
+        "sqlite:{}",
+        dir.path().join("assets.db").display()
+    ));
+}
+
+/// The asset server (not PostgreSQL) is killed: what it acknowledged must be committed.
+#[test]
+fn kill_9_loses_no_acknowledged_asset_postgres() {
+    let Some(b) = common::Backend::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_during_burst(&b.fresh_location(dir.path()));
+}
+
+fn kill_9_during_burst(db: &str) {
+    let (mut child, addr) = spawn(db);
     let acked: Arc<Mutex<Acked>> = Arc::default();
     let writers: Vec<_> = (0..4u64)
         .map(|t| {
@@ -106,7 +122,7 @@ fn kill_9_loses_no_acknowledged_asset() {
     assert!(acked.len() >= 300);
     eprintln!("{} stores acknowledged before SIGKILL", acked.len());
 
-    let (mut child, addr) = spawn(&db);
+    let (mut child, addr) = spawn(db);
     let mut c = Client::connect(addr);
     for (n, (id, data)) in acked.iter().enumerate() {
         if n % 19 == 18 {

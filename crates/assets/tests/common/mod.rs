@@ -6,6 +6,63 @@ use std::net::{SocketAddr, TcpStream};
 
 use opensim_assets::{AssetServer, ServerConfig, ShutdownHandle};
 
+#[cfg(feature = "postgres")]
+pub mod pg;
+
+/// The storage backend a test runs on.
+#[derive(Clone)]
+pub enum Backend {
+    /// SQLite file in the server's temporary directory.
+    Sqlite,
+    /// A fresh database on the test binary's shared PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    Postgres(std::sync::Arc<pg::PgCluster>),
+}
+
+impl Backend {
+    /// The PostgreSQL backend, or `None` (after a skip notice) when it cannot run here.
+    pub fn postgres() -> Option<Backend> {
+        #[cfg(feature = "postgres")]
+        {
+            pg::PgCluster::shared().map(Backend::Postgres)
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            eprintln!("skipping PostgreSQL tests: built without the `postgres` feature");
+            None
+        }
+    }
+
+    /// Whether identical content is stored once.
+    pub fn dedups(&self) -> bool {
+        matches!(self, Backend::Sqlite)
+    }
+
+    /// A location for a new, empty store (`dir` is a temporary directory for file backends).
+    pub fn fresh_location(&self, dir: &std::path::Path) -> String {
+        match self {
+            Backend::Sqlite => format!("sqlite:{}", dir.join("assets.db").display()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(c) => c.fresh_url(),
+        }
+    }
+}
+
+/// Defines `sqlite::NAME` and `postgres::NAME` tests calling `NAME(&Backend)` for each name.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&$crate::common::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                if let Some(b) = $crate::common::Backend::postgres() { super::$name(&b) }
+            } )*
+        }
+    };
+}
+
 /// A parsed response.
 #[derive(Debug)]
 pub struct Resp {
@@ -117,12 +174,20 @@ pub struct TestServer {
     stop: ShutdownHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     pub _dir: tempfile::TempDir,
+    /// Keeps a PostgreSQL server alive while this server uses it.
+    pub backend: Backend,
 }
 
 impl TestServer {
+    /// On SQLite.
     pub fn start(f: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(&Backend::Sqlite, f)
+    }
+
+    /// On `backend`, with an empty store.
+    pub fn start_on(backend: &Backend, f: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = ServerConfig::new(dir.path().join("assets.db").to_str().unwrap());
+        let mut cfg = ServerConfig::new(backend.fresh_location(dir.path()));
         f(&mut cfg);
         let server = smol::block_on(AssetServer::bind(cfg)).unwrap();
         let addr = server.local_addr().unwrap();
@@ -135,6 +200,7 @@ impl TestServer {
             stop,
             thread: Some(thread),
             _dir: dir,
+            backend: backend.clone(),
         }
     }
 }
