@@ -14,19 +14,21 @@ use event_listener::Event as Notify;
 use futures_lite::{Stream, future};
 use opensim_messages::{Message, MessageType, UseCircuitCode};
 
+use crate::batch::{Batcher, Received};
 use crate::circuit::{Circuit, Event, SendError, SendId, Stats};
 use crate::config::{Config, Reliability};
+use crate::impair::{Fate, Impairer, Impairment};
+use crate::socks5;
+use crate::tap::{Direction, Tap};
 use crate::throttle::{Category, ThrottleRates};
 
 /// Datagrams read per wake-up before timers and sends get a turn.
 const RECV_BATCH: usize = 256;
-/// Receive buffer: larger than any datagram OpenSimulator sends (4096).
-const RECV_BUF: usize = 65536;
 /// Size of each chunk received datagrams are copied into.
 const RX_CHUNK: usize = 64 * 1024;
 
 /// Settings of an [`Endpoint`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct EndpointConfig {
     /// Settings of circuits opened with [`Endpoint::connect`].
@@ -48,6 +50,35 @@ pub struct EndpointConfig {
     pub recv_buffer: Option<usize>,
     /// Socket send buffer to ask for; `None` keeps the default.
     pub send_buffer: Option<usize>,
+    /// Sees every datagram sent and received (see [`Tap`] for exactly when).
+    pub tap: Option<Arc<dyn Tap>>,
+    /// Loss, duplication and delay injected into outgoing datagrams (tests, simulators).
+    /// [`Endpoint::bind`] refuses invalid probabilities.
+    pub impairment: Option<Impairment>,
+    /// Send everything through this SOCKS5 UDP relay
+    /// ([`socks5::Association::relay_addr`]): outgoing datagrams get the RFC 1928 UDP header
+    /// naming their real destination; incoming ones must come from the relay and are routed by
+    /// the address in their header. Datagrams from elsewhere, fragments and malformed headers
+    /// are dropped and counted in [`EndpointStats::socks5_dropped`].
+    pub socks5_relay: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("client", &self.client)
+            .field("server", &self.server)
+            .field("accept_any", &self.accept_any)
+            .field("max_circuits", &self.max_circuits)
+            .field("accept_backlog", &self.accept_backlog)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("recv_buffer", &self.recv_buffer)
+            .field("send_buffer", &self.send_buffer)
+            .field("tap", &self.tap.as_ref().map(|_| "<dyn Tap>"))
+            .field("impairment", &self.impairment)
+            .field("socks5_relay", &self.socks5_relay)
+            .finish()
+    }
 }
 
 impl EndpointConfig {
@@ -62,6 +93,9 @@ impl EndpointConfig {
             shutdown_timeout: Duration::from_secs(5),
             recv_buffer: Some(2 << 20),
             send_buffer: Some(1 << 20),
+            tap: None,
+            impairment: None,
+            socks5_relay: None,
         }
     }
 
@@ -102,6 +136,19 @@ pub struct EndpointStats {
     pub unrouted: u64,
     /// Datagrams the socket refused to send (dropped; reliable ones are resent).
     pub send_errors: u64,
+    /// Datagrams handed to the socket (each tapped as [`Direction::Sent`]).
+    pub datagrams_sent: u64,
+    /// Datagrams read from the socket, garbage included.
+    pub datagrams_received: u64,
+    /// Outgoing datagrams dropped by [`EndpointConfig::impairment`].
+    pub impaired_dropped: u64,
+    /// Extra copies sent by [`EndpointConfig::impairment`].
+    pub impaired_duplicated: u64,
+    /// Outgoing datagrams waiting in the impairment delay queue.
+    pub impaired_delayed: usize,
+    /// Received datagrams dropped for not coming from [`EndpointConfig::socks5_relay`] or
+    /// for a fragmented or malformed relay header.
+    pub socks5_dropped: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,8 +172,20 @@ struct Shared {
     stopping: AtomicBool,
     stopped: AtomicBool,
     stopped_notify: Notify,
+    /// The bound address, as given to the tap.
+    local: SocketAddr,
     unrouted: AtomicU64,
     send_errors: AtomicU64,
+    datagrams_sent: AtomicU64,
+    datagrams_received: AtomicU64,
+    impaired_dropped: AtomicU64,
+    impaired_duplicated: AtomicU64,
+    impaired_delayed: AtomicU64,
+    socks5_dropped: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Shared {
@@ -207,9 +266,14 @@ impl Endpoint {
     /// Binds a UDP socket and starts its driver task on smol's global executor.
     ///
     /// # Errors
-    /// When the socket cannot be bound.
+    /// When the socket cannot be bound, and [`io::ErrorKind::InvalidInput`] for an invalid
+    /// [`EndpointConfig::impairment`] (see [`Impairment::validate`]).
     pub fn bind(addr: SocketAddr, config: EndpointConfig) -> io::Result<Endpoint> {
+        if let Some(impairment) = &config.impairment {
+            impairment.validate()?;
+        }
         let socket = Async::new(udp_socket(addr, &config)?)?;
+        let local = socket.get_ref().local_addr()?;
         let (wake, wake_rx) = async_channel::bounded(1);
         let (accept_tx, accept) = async_channel::bounded(config.accept_backlog.max(1));
         let shared = Arc::new(Shared {
@@ -221,8 +285,15 @@ impl Endpoint {
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             stopped_notify: Notify::new(),
+            local,
             unrouted: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
+            datagrams_sent: AtomicU64::new(0),
+            datagrams_received: AtomicU64::new(0),
+            impaired_dropped: AtomicU64::new(0),
+            impaired_duplicated: AtomicU64::new(0),
+            impaired_delayed: AtomicU64::new(0),
+            socks5_dropped: AtomicU64::new(0),
         });
         let driver = Driver::new(shared.clone(), wake_rx, accept_tx);
         let task = smol::spawn(driver.run());
@@ -303,6 +374,13 @@ impl Endpoint {
             circuits: lock(&shared.circuits).len(),
             unrouted: shared.unrouted.load(Ordering::Relaxed),
             send_errors: shared.send_errors.load(Ordering::Relaxed),
+            datagrams_sent: shared.datagrams_sent.load(Ordering::Relaxed),
+            datagrams_received: shared.datagrams_received.load(Ordering::Relaxed),
+            impaired_dropped: shared.impaired_dropped.load(Ordering::Relaxed),
+            impaired_duplicated: shared.impaired_duplicated.load(Ordering::Relaxed),
+            impaired_delayed: usize::try_from(shared.impaired_delayed.load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
+            socks5_dropped: shared.socks5_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -509,14 +587,86 @@ struct Driver {
     timers: BTreeSet<(Instant, SocketAddr)>,
     timer_of: HashMap<SocketAddr, Instant>,
     work: Vec<Arc<Slot>>,
-    out: Vec<Bytes>,
+    /// Datagrams the circuits produced this round, with their destinations.
+    out: Vec<(SocketAddr, Bytes)>,
+    /// Datagrams past impairment, to put on the wire now.
+    ready: Vec<(SocketAddr, Bytes)>,
+    impair: Option<Impairer>,
+    wire: Wire,
+    /// Receive buffer, one slot per datagram of a batched read.
     buf: Vec<u8>,
+    /// Where the datagrams of the last read landed in `buf`.
+    received: Vec<Received>,
     rx: BytesMut,
+}
+
+/// The last stage before the socket: SOCKS5 framing, the tap, the system calls.
+struct Wire {
+    shared: Arc<Shared>,
+    tap: Option<Arc<dyn Tap>>,
+    relay: Option<SocketAddr>,
+    batcher: Batcher,
+}
+
+impl Wire {
+    /// Sends every datagram of `batch` (emptying it), waiting while the socket is full.
+    async fn send_all(&mut self, batch: &mut Vec<(SocketAddr, Bytes)>) {
+        let socket = &self.shared.socket;
+        let mut i = 0;
+        while i < batch.len() {
+            match self.batcher.send(socket.get_ref(), self.relay, &batch[i..]) {
+                Ok(n) if n > 0 => {
+                    let sent = &batch[i..(i + n).min(batch.len())];
+                    self.shared
+                        .datagrams_sent
+                        .fetch_add(sent.len() as u64, Ordering::Relaxed);
+                    if let Some(tap) = &self.tap {
+                        for (to, d) in sent {
+                            tap.datagram(Direction::Sent, self.shared.local, *to, d);
+                        }
+                    }
+                    i += sent.len();
+                }
+                Ok(_) => {
+                    if socket.writable().await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if socket.writable().await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Unreachable peer, no buffer, too large: this datagram is lost like any
+                // other (reliable ones are resent); go on with the rest.
+                Err(_) => {
+                    bump(&self.shared.send_errors);
+                    i += 1;
+                }
+            }
+        }
+        if i < batch.len() {
+            self.shared
+                .send_errors
+                .fetch_add((batch.len() - i) as u64, Ordering::Relaxed);
+        }
+        batch.clear();
+    }
 }
 
 impl Driver {
     fn new(shared: Arc<Shared>, wake: Receiver<()>, accept: Sender<Connection>) -> Self {
+        let config = &shared.config;
+        let wire = Wire {
+            shared: shared.clone(),
+            tap: config.tap.clone(),
+            relay: config.socks5_relay,
+            batcher: Batcher::new(),
+        };
         Driver {
+            impair: config.impairment.clone().map(Impairer::new),
+            wire,
             shared,
             wake,
             accept,
@@ -524,7 +674,9 @@ impl Driver {
             timer_of: HashMap::new(),
             work: Vec::new(),
             out: Vec::new(),
-            buf: vec![0; RECV_BUF],
+            ready: Vec::new(),
+            buf: Batcher::recv_buffer(),
+            received: Vec::new(),
             rx: BytesMut::new(),
         }
     }
@@ -550,11 +702,14 @@ impl Driver {
             }
             let busy = received == RECV_BATCH || !self.work.is_empty();
             self.process(now).await;
+            self.release_delayed(now).await;
 
             if self.shared.stopping.load(Ordering::Acquire) {
                 let deadline =
                     *stop_deadline.get_or_insert(now + self.shared.config.shutdown_timeout);
-                if lock(&self.shared.circuits).is_empty() || now >= deadline {
+                let drained = lock(&self.shared.circuits).is_empty()
+                    && self.impair.as_ref().is_none_or(|i| i.delayed() == 0);
+                if drained || now >= deadline {
                     break;
                 }
                 // Circuits can only close once the driver has run their timers; make sure it
@@ -566,9 +721,12 @@ impl Driver {
                 future::yield_now().await;
                 continue;
             }
-            match self.timers.first() {
-                Some(&(t, _)) => timer.set_at(t),
-                None => timer = Timer::never(),
+            let circuit_due = self.timers.first().map(|&(t, _)| t);
+            let delayed_due = self.impair.as_ref().and_then(Impairer::next_due);
+            match (circuit_due, delayed_due) {
+                (Some(a), Some(b)) => timer.set_at(a.min(b)),
+                (Some(t), None) | (None, Some(t)) => timer.set_at(t),
+                (None, None) => timer = Timer::never(),
             }
             let socket = &self.shared.socket;
             let wake = &self.wake;
@@ -602,8 +760,14 @@ impl Driver {
     fn receive(&mut self, now: Instant) -> usize {
         let mut n_read = 0;
         while n_read < RECV_BATCH {
-            let (n, from) = match self.shared.socket.get_ref().recv_from(&mut self.buf) {
-                Ok(x) => x,
+            self.received.clear();
+            let socket = self.shared.socket.get_ref();
+            match self
+                .wire
+                .batcher
+                .recv(socket, &mut self.buf, &mut self.received)
+            {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors reported on the socket (e.g. a port that went away): nothing to read.
@@ -611,51 +775,59 @@ impl Driver {
                     n_read += 1;
                     continue;
                 }
-            };
-            n_read += 1;
-            let Some(slot) = self.route(&self.buf[..n], from, now) else {
-                self.shared.unrouted.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            if self.rx.capacity() < n {
-                self.rx.reserve(RX_CHUNK.max(n));
             }
-            self.rx.extend_from_slice(&self.buf[..n]);
-            let datagram = self.rx.split().freeze();
-            lock(&slot.core).handle_datagram(now, datagram);
-            if !slot.dirty.swap(true, Ordering::AcqRel) {
-                self.work.push(slot);
+            let got = self.received.len();
+            for i in 0..got {
+                let r = self.received[i];
+                self.deliver(r.offset, r.len, r.from, now);
+            }
+            n_read += got.max(1);
+            if got < crate::batch::RECV_SLOTS {
+                // A short batch: the socket is drained; spare the call that would say so.
+                break;
             }
         }
         n_read
     }
 
-    /// The circuit for a datagram from `from`, opening a server circuit if allowed.
-    fn route(&self, datagram: &[u8], from: SocketAddr, now: Instant) -> Option<Arc<Slot>> {
-        let shared = &self.shared;
-        let mut circuits = lock(&shared.circuits);
-        if let Some(slot) = circuits.get(&from) {
-            return Some(slot.clone());
-        }
-        let config = shared.config.server.as_ref()?;
-        if shared.stopping.load(Ordering::Acquire) || circuits.len() >= shared.config.max_circuits {
-            return None;
-        }
-        if !shared.config.accept_any {
-            let header = opensim_packet::Header::peek(datagram).ok()?;
-            if header.id != UseCircuitCode::ID {
-                return None;
-            }
-        }
-        let slot = shared.new_slot(from, config.clone(), now);
-        let conn = Connection {
-            shared: shared.clone(),
-            slot: slot.clone(),
+    /// Handles the datagram of `len` bytes at `offset` in `self.buf` that came from `from`.
+    fn deliver(&mut self, offset: usize, len: usize, from: SocketAddr, now: Instant) {
+        bump(&self.shared.datagrams_received);
+        let Some(raw) = self.buf.get(offset..offset.saturating_add(len)) else {
+            return;
         };
-        // A full backlog refuses the circuit; the peer's resend will try again.
-        self.accept.try_send(conn).ok()?;
-        circuits.insert(from, slot.clone());
-        Some(slot)
+        let (remote, datagram) = match self.wire.relay {
+            Some(relay) => {
+                let inner = if from == relay {
+                    socks5::parse_udp_header(raw)
+                        .and_then(|(dst, at)| raw.get(at..).map(|d| (dst, d)))
+                } else {
+                    None
+                };
+                let Some(inner) = inner else {
+                    bump(&self.shared.socks5_dropped);
+                    return;
+                };
+                inner
+            }
+            None => (from, raw),
+        };
+        if let Some(tap) = &self.wire.tap {
+            tap.datagram(Direction::Received, self.shared.local, remote, datagram);
+        }
+        let Some(slot) = route(&self.shared, &self.accept, datagram, remote, now) else {
+            bump(&self.shared.unrouted);
+            return;
+        };
+        if self.rx.capacity() < datagram.len() {
+            self.rx.reserve(RX_CHUNK.max(datagram.len()));
+        }
+        self.rx.extend_from_slice(datagram);
+        let datagram = self.rx.split().freeze();
+        lock(&slot.core).handle_datagram(now, datagram);
+        if !slot.dirty.swap(true, Ordering::AcqRel) {
+            self.work.push(slot);
+        }
     }
 
     /// Runs timers, collects transmits and wakes handles for every circuit with work.
@@ -667,7 +839,7 @@ impl Driver {
                 let mut core = lock(&slot.core);
                 core.handle_timeout(now);
                 while let Some(d) = core.poll_transmit(now) {
-                    self.out.push(d);
+                    self.out.push((slot.addr, d));
                 }
                 (
                     core.has_events(),
@@ -690,7 +862,6 @@ impl Driver {
             if can_send || closed {
                 slot.writable.notify(usize::MAX);
             }
-            self.flush(slot.addr).await;
             if closed {
                 let mut circuits = lock(&self.shared.circuits);
                 if circuits
@@ -703,29 +874,76 @@ impl Driver {
         }
         // Keep the allocation for the next round.
         self.work = work;
+        self.flush(now).await;
     }
 
-    async fn flush(&mut self, addr: SocketAddr) {
-        let socket = &self.shared.socket;
-        for d in self.out.drain(..) {
-            loop {
-                match socket.get_ref().send_to(&d, addr) {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if socket.writable().await.is_err() {
-                            self.shared.send_errors.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        // Unreachable peer or no buffer: the datagram is lost like any other;
-                        // reliable ones are resent.
-                        self.shared.send_errors.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
+    /// Puts this round's datagrams through impairment and onto the wire.
+    async fn flush(&mut self, now: Instant) {
+        let Some(impair) = &mut self.impair else {
+            self.wire.send_all(&mut self.out).await;
+            return;
+        };
+        for (to, d) in self.out.drain(..) {
+            match impair.admit(now, to, d, &mut self.ready) {
+                Fate::Dropped => bump(&self.shared.impaired_dropped),
+                Fate::Kept(copies) => {
+                    self.shared
+                        .impaired_duplicated
+                        .fetch_add(u64::from(copies.saturating_sub(1)), Ordering::Relaxed);
                 }
             }
         }
+        self.shared
+            .impaired_delayed
+            .store(impair.delayed() as u64, Ordering::Relaxed);
+        self.wire.send_all(&mut self.ready).await;
     }
+
+    /// Sends the delayed datagrams that are due.
+    async fn release_delayed(&mut self, now: Instant) {
+        let Some(impair) = &mut self.impair else {
+            return;
+        };
+        if impair.next_due().is_none_or(|t| t > now) {
+            return;
+        }
+        impair.release(now, &mut self.ready);
+        self.shared
+            .impaired_delayed
+            .store(impair.delayed() as u64, Ordering::Relaxed);
+        self.wire.send_all(&mut self.ready).await;
+    }
+}
+
+/// The circuit for a datagram from `from`, opening a server circuit if allowed.
+fn route(
+    shared: &Arc<Shared>,
+    accept: &Sender<Connection>,
+    datagram: &[u8],
+    from: SocketAddr,
+    now: Instant,
+) -> Option<Arc<Slot>> {
+    let mut circuits = lock(&shared.circuits);
+    if let Some(slot) = circuits.get(&from) {
+        return Some(slot.clone());
+    }
+    let config = shared.config.server.as_ref()?;
+    if shared.stopping.load(Ordering::Acquire) || circuits.len() >= shared.config.max_circuits {
+        return None;
+    }
+    if !shared.config.accept_any {
+        let header = opensim_packet::Header::peek(datagram).ok()?;
+        if header.id != UseCircuitCode::ID {
+            return None;
+        }
+    }
+    let slot = shared.new_slot(from, config.clone(), now);
+    let conn = Connection {
+        shared: shared.clone(),
+        slot: slot.clone(),
+    };
+    // A full backlog refuses the circuit; the peer's resend will try again.
+    accept.try_send(conn).ok()?;
+    circuits.insert(from, slot.clone());
+    Some(slot)
 }

@@ -70,18 +70,60 @@
 //! .unwrap();
 //! ```
 
+//! Wire-level extras of an [`Endpoint`], all set in [`EndpointConfig`]:
+//!
+//! * [`EndpointConfig::tap`]: a [`Tap`] sees every datagram sent and received (for pcap
+//!   captures).
+//! * [`EndpointConfig::impairment`]: seeded loss, duplication and delay of outgoing datagrams
+//!   ([`Impairment`]), for tests and simulators on real sockets.
+//! * [`EndpointConfig::socks5_relay`]: everything goes through a SOCKS5 UDP relay opened with
+//!   [`socks5::associate`] (a debugging proxy such as Hippolyzer).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use opensim_circuit::{Direction, Endpoint, EndpointConfig, Impairment, Tap};
+//!
+//! struct Count(AtomicUsize);
+//! impl Tap for Count {
+//!     fn datagram(&self, d: Direction, _: std::net::SocketAddr, _: std::net::SocketAddr, _: &[u8]) {
+//!         if d == Direction::Sent {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! }
+//!
+//! let sent = Arc::new(Count(AtomicUsize::new(0)));
+//! let mut config = EndpointConfig::client();
+//! config.tap = Some(sent.clone());
+//! // Drop a fifth of what leaves, duplicate a tenth, delay everything 20 to 50 ms.
+//! config.impairment = Some(
+//!     Impairment::new(0.2, 42)
+//!         .with_duplicate(0.1)
+//!         .with_delay(std::time::Duration::from_millis(20), std::time::Duration::from_millis(30)),
+//! );
+//! let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+//! # smol::block_on(endpoint.shutdown());
+//! ```
+
 #![forbid(unsafe_code)]
 
+mod batch;
 mod circuit;
 mod config;
 mod dedup;
 mod driver;
+mod impair;
 mod rtt;
+pub mod socks5;
+mod tap;
 mod throttle;
 
 pub use circuit::{Circuit, CloseReason, Event, SendError, SendId, Stats};
 pub use config::{Config, Reliability, Role};
 pub use driver::{Connection, Endpoint, EndpointConfig, EndpointError, EndpointStats};
+pub use impair::Impairment;
+pub use tap::{Direction, Tap};
 pub use throttle::{Category, ThrottleError, ThrottleRates};
 
 /// Functions for fuzz targets and corpus replays.
