@@ -32,6 +32,7 @@ pub struct CapsClientBuilder {
     seed_retries: u32,
     seed_retry_delay: Duration,
     event_queue: EventQueueConfig,
+    proxy: Option<String>,
 }
 
 impl Default for CapsClientBuilder {
@@ -45,6 +46,7 @@ impl Default for CapsClientBuilder {
             seed_retries: 5,
             seed_retry_delay: Duration::from_secs(1),
             event_queue: EventQueueConfig::default(),
+            proxy: None,
         }
     }
 }
@@ -104,17 +106,32 @@ impl CapsClientBuilder {
         self
     }
 
+    /// Sends every request through this HTTP proxy (`http://host:port`; default: none set,
+    /// so curl's `http_proxy`/`https_proxy` environment variables apply).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
     /// Builds the client and its HTTP connection pool.
     ///
     /// # Errors
-    /// [`CapsError::InvalidConfig`] when curl refuses the settings.
+    /// [`CapsError::InvalidConfig`] when curl refuses the settings or the proxy URL is
+    /// malformed.
     pub fn build(self) -> Result<CapsClient, CapsError> {
-        let http = HttpClient::builder()
+        let mut http = HttpClient::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .default_header("user-agent", self.user_agent.as_str())
             // Bodies are small; waiting for "100 Continue" only adds a round trip.
-            .expect_continue(ExpectContinue::disabled())
+            .expect_continue(ExpectContinue::disabled());
+        if let Some(proxy) = &self.proxy {
+            let uri = proxy
+                .parse::<isahc::http::Uri>()
+                .map_err(|e| CapsError::InvalidConfig(format!("proxy URL: {e}")))?;
+            http = http.proxy(Some(uri));
+        }
+        let http = http
             .build()
             .map_err(|e| CapsError::InvalidConfig(format!("HTTP client settings: {e}")))?;
         Ok(CapsClient {

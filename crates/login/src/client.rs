@@ -53,6 +53,7 @@ pub struct LoginClientBuilder {
     max_redirect_wait: Duration,
     max_response_bytes: usize,
     retry: RetryPolicy,
+    proxy: Option<String>,
 }
 
 impl Default for LoginClientBuilder {
@@ -66,6 +67,7 @@ impl Default for LoginClientBuilder {
             max_redirect_wait: Duration::from_secs(30),
             max_response_bytes: 32 * 1024 * 1024,
             retry: RetryPolicy::NONE,
+            proxy: None,
         }
     }
 }
@@ -123,11 +125,18 @@ impl LoginClientBuilder {
         self
     }
 
+    /// Sends every request through this HTTP proxy (`http://host:port`; default: none set,
+    /// so curl's `http_proxy`/`https_proxy` environment variables apply).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
     /// Builds the client and its HTTP connection pool.
     ///
     /// # Errors
     /// [`LoginError::InvalidParams`] when curl refuses the settings (e.g. a user agent with
-    /// a line break).
+    /// a line break, a malformed proxy URL).
     pub fn build(self) -> Result<LoginClient, LoginError> {
         let mut http = HttpClient::builder()
             .connect_timeout(self.connect_timeout)
@@ -135,6 +144,12 @@ impl LoginClientBuilder {
             .default_header("user-agent", self.user_agent.as_str())
             // Login bodies are small; waiting for "100 Continue" only adds a round trip.
             .expect_continue(ExpectContinue::disabled());
+        if let Some(proxy) = &self.proxy {
+            let uri = proxy
+                .parse::<isahc::http::Uri>()
+                .map_err(|e| LoginError::InvalidParams(format!("proxy URL: {e}")))?;
+            http = http.proxy(Some(uri));
+        }
         if self.danger_accept_invalid_certs {
             http = http.tls_config(
                 isahc::tls::TlsConfig::builder()

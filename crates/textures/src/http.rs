@@ -152,6 +152,9 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// HTTP proxy URL (`http://host:port`); `None` leaves curl's environment variables in
+    /// charge.
+    pub proxy: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -162,6 +165,7 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(60),
             max_body_bytes: 16 * 1024 * 1024,
             user_agent: concat!("opensim-textures/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxy: None,
         }
     }
 }
@@ -255,12 +259,19 @@ impl TextureHttp {
     /// # Errors
     /// [`HttpFetchError::InvalidRequest`] when curl refuses the settings.
     pub fn new(config: HttpConfig) -> Result<Self, HttpFetchError> {
-        let client = HttpClient::builder()
+        let mut builder = HttpClient::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .default_header("user-agent", config.user_agent.as_str())
             // Byte ranges must address the stored bytes, not a re-encoded body.
-            .automatic_decompression(false)
+            .automatic_decompression(false);
+        if let Some(proxy) = &config.proxy {
+            let uri = proxy
+                .parse::<isahc::http::Uri>()
+                .map_err(|e| HttpFetchError::InvalidRequest(format!("proxy URL: {e}")))?;
+            builder = builder.proxy(Some(uri));
+        }
+        let client = builder
             .build()
             .map_err(|e| HttpFetchError::InvalidRequest(format!("HTTP client settings: {e}")))?;
         Ok(TextureHttp {
