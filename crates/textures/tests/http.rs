@@ -589,3 +589,61 @@ fn cache_is_extended_and_reused() {
     assert_eq!(dl.data(), &plywood[..]);
     assert_eq!((dl.requests(), server.log().len()), (0, requests));
 }
+
+/// Issue 8's figures for the plywood texture (79 234 bytes; LRCP, 5 layers, 3 components,
+/// one tile-part, no PLT/PLM/TLM): the packet lengths are only in the packet headers, which
+/// lie between the packet bodies, so the first level costs a walk of several round trips;
+/// each sharper level after it costs one request here.
+#[test]
+fn plywood_round_trips_and_bytes_per_level() {
+    let Some(textures) = textures() else { return };
+    let plywood = Arc::clone(&textures[&id(PLYWOOD)]);
+    let total = plywood.len() as u64;
+    let server = Server::start(textures);
+    let fetcher = ProgressiveFetcher::new(http(), &server.cap());
+    assert_eq!(*fetcher.config(), ProgressiveConfig::default());
+    let mut dl = TextureDownload::new(id(PLYWOOD));
+    let first = smol::block_on(fetcher.fetch_level(&mut dl, 5, &mut |_| {})).unwrap();
+    assert_eq!(first.needed, budget_bytes(&plywood, 5));
+    assert_eq!(first.needed, 31_924);
+    // The default planner's figures; a change of the lookahead rules shows up here.
+    assert_eq!((first.requests, first.fetched), (10, 35_218), "{first:?}");
+    let mut have = first.have;
+    for d in (0..5u8).rev() {
+        let served = server.log().len();
+        let r = smol::block_on(fetcher.fetch_level(&mut dl, d, &mut |_| {})).unwrap();
+        let need = budget_bytes(&plywood, d);
+        assert_eq!(r.needed, need);
+        if need <= have {
+            assert_eq!((r.requests, r.fetched), (0, 0), "level {d}: {r:?}");
+        } else {
+            // One request; at most one lookahead past the exact need (full resolution takes
+            // the rest of the file, the end-of-codestream marker too).
+            assert_eq!(r.requests, 1, "level {d}: {r:?}");
+            assert_eq!(server.log().len(), served + 1);
+            assert!(r.have >= need, "level {d}: {r:?}");
+            if d == 0 {
+                assert_eq!(r.have, total);
+            } else {
+                let cfg = fetcher.config();
+                assert!(r.have <= need + cfg.lookahead_max, "level {d}: {r:?}");
+            }
+            assert_eq!(r.fetched, r.have - have);
+        }
+        // The finest level held, which may be sharper than the one asked for.
+        let best = Codestream::parse(&plywood, &Limits::default())
+            .unwrap()
+            .budget()
+            .best_discard_within(r.have);
+        assert_eq!(r.reached, best);
+        assert!(r.reached.is_some_and(|x| x <= d), "level {d}: {r:?}");
+        have = r.have;
+        eprintln!(
+            "plywood discard {d}: {} requests, {} bytes, {have} held",
+            r.requests, r.fetched
+        );
+    }
+    assert_eq!(dl.data(), &plywood[..]);
+    assert_eq!(server.bytes(), total, "no byte served twice");
+    assert_no_refetch(&server.log());
+}
