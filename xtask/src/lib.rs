@@ -2,9 +2,12 @@
 //!
 //! `cargo xtask codegen` regenerates `crates/messages/src/generated/` from the message
 //! template; `cargo xtask codegen --check` fails, naming the stale file, when the committed
-//! output differs from what the template produces.
+//! output differs from what the template produces. `cargo xtask demo-textures [--check]`
+//! regenerates the simulator's demo textures (see [`demo_textures`]).
 
 #![forbid(unsafe_code)]
+
+pub mod demo_textures;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

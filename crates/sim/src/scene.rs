@@ -124,8 +124,108 @@ impl Prim {
     }
 }
 
-/// OpenSim's default plywood texture.
+/// How a prim of a [`Scene`] moves (see [`Scene::motions`]); the pose at `t` seconds after the
+/// simulator started is a pure function of `t`, so runs are reproducible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PrimMotion {
+    /// Turns in place about `axis` (unit vector) at `rate` radians per second.
+    Spin {
+        /// Axis of rotation.
+        axis: Vec3,
+        /// Angular speed in rad/s.
+        rate: f32,
+    },
+    /// Circles a vertical axis through `centre` at `rate` radians per second, starting from
+    /// its scene position and turning with its path.
+    Orbit {
+        /// A point on the vertical axis it circles.
+        centre: Vec3,
+        /// Angular speed in rad/s.
+        rate: f32,
+    },
+}
+
+/// Where a moving prim is at one moment: what an `ImprovedTerseObjectUpdate` carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pose {
+    /// Region-local position.
+    pub position: Vec3,
+    /// Rotation.
+    pub rotation: Quat,
+    /// Linear velocity in m/s.
+    pub velocity: Vec3,
+    /// Angular velocity in rad/s.
+    pub angular_velocity: Vec3,
+}
+
+impl PrimMotion {
+    /// The pose of `prim` (at its scene pose when `t = 0`) after `t` seconds.
+    pub fn pose(&self, prim: &Prim, t: f32) -> Pose {
+        match *self {
+            PrimMotion::Spin { axis, rate } => {
+                let axis = axis.try_normalize().unwrap_or(Vec3::Z);
+                Pose {
+                    position: prim.position,
+                    rotation: (Quat::from_axis_angle(axis, rate * t) * prim.rotation).normalize(),
+                    velocity: Vec3::ZERO,
+                    angular_velocity: axis * rate,
+                }
+            }
+            PrimMotion::Orbit { centre, rate } => {
+                let turn = Quat::from_rotation_z(rate * t);
+                let arm = prim.position - centre;
+                let flat = Vec3::new(arm.x, arm.y, 0.0);
+                let rotated = turn * flat;
+                Pose {
+                    position: Vec3::new(
+                        centre.x + rotated.x,
+                        centre.y + rotated.y,
+                        prim.position.z,
+                    ),
+                    rotation: (turn * prim.rotation).normalize(),
+                    velocity: Vec3::Z.cross(rotated) * rate,
+                    angular_velocity: Vec3::Z * rate,
+                }
+            }
+        }
+    }
+}
+
+/// OpenSim's default plywood texture (the default of [`Prim::new`]; no scene ships its bytes).
 pub const PLYWOOD: Uuid = Uuid::from_u128(0x89556747_24cb_43ed_920b_47caed15465f);
+
+/// A JPEG 2000 texture the project generated for [`Scene::default_demo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoTexture {
+    /// Asset id the scene serves it under.
+    pub id: Uuid,
+    /// Short name (its file stem in `crates/sim/textures/`).
+    pub name: &'static str,
+    /// The raw codestream (`.j2c`).
+    pub j2c: &'static [u8],
+}
+
+macro_rules! demo_texture {
+    ($n:literal, $name:literal) => {
+        DemoTexture {
+            id: Uuid::from_u128(0x5154_0000_0000_4000_8000_0000_0000_0000 | $n),
+            name: $name,
+            j2c: include_bytes!(concat!("../textures/", $name, ".j2c")),
+        }
+    };
+}
+
+/// The textures of [`Scene::default_demo`], made by `cargo xtask demo-textures`: painted
+/// images encoded by OpenJPEG as Second Life textures are (6 resolutions, so discard levels
+/// 0 to 5; 5 quality layers in LRCP order; 9/7 wavelet). All are square; `glow` has alpha.
+pub const DEMO_TEXTURES: [DemoTexture; 6] = [
+    demo_texture!(1, "checker"),
+    demo_texture!(2, "bricks"),
+    demo_texture!(3, "glow"),
+    demo_texture!(4, "plywood"),
+    demo_texture!(5, "stone"),
+    demo_texture!(6, "grass"),
+];
 
 /// A region's content: size, terrain, prims and the textures its caps serve.
 #[derive(Debug, Clone)]
@@ -142,8 +242,11 @@ pub struct Scene {
     pub water_height: f32,
     /// Prims.
     pub prims: Vec<Prim>,
-    /// Textures (J2C bytes) served over GetTexture / ViewerAsset.
+    /// Textures (J2C bytes) served over GetTexture / ViewerAsset and `RequestImage`.
     pub textures: HashMap<Uuid, Bytes>,
+    /// Prims that move, by local id; the simulator sends `ImprovedTerseObjectUpdate`s for
+    /// them at [`SimConfig::terse_interval`](crate::SimConfig::terse_interval).
+    pub motions: HashMap<u32, PrimMotion>,
 }
 
 impl Scene {
@@ -157,6 +260,7 @@ impl Scene {
             water_height: 20.0,
             prims: Vec::new(),
             textures: HashMap::new(),
+            motions: HashMap::new(),
         }
     }
 
@@ -173,9 +277,16 @@ impl Scene {
     }
 
     /// A recognisable 256 m demo: two hills and a valley along the diagonal, and 42 prims of
-    /// every kind in rings and rows on the ground.
+    /// every kind in rings and rows on the ground; every third prim of the ring spins in place
+    /// (so positions never change, only rotations). The prims wear the [`DEMO_TEXTURES`]
+    /// (each on seven prims), which the scene serves.
     pub fn default_demo() -> Self {
         let mut scene = Scene::flat("Demo Region", RegionSize::LEGACY);
+        scene.textures = DEMO_TEXTURES
+            .iter()
+            .map(|t| (t.id, Bytes::from_static(t.j2c)))
+            .collect();
+        let texture = |i: usize| DEMO_TEXTURES[i % DEMO_TEXTURES.len()].id;
         scene.terrain = Heightmap::from_fn(RegionSize::LEGACY, |x, y| {
             let (fx, fy) = (x as f32 / 256.0, y as f32 / 256.0);
             let tau = std::f32::consts::TAU;
@@ -194,6 +305,17 @@ impl Scene {
             p.scale = Vec3::new(1.0 + (i % 3) as f32, 1.0 + (i % 2) as f32, 2.0);
             p.rotation = Quat::from_rotation_z(a);
             p.color = [(i * 12) as u8, 255 - (i * 12) as u8, 128, 255];
+            p.texture = texture(i);
+            if i % 3 == 0 {
+                let rate = 0.25 + (i % 4) as f32 * 0.25;
+                scene.motions.insert(
+                    id,
+                    PrimMotion::Spin {
+                        axis: Vec3::Z,
+                        rate,
+                    },
+                );
+            }
             scene.prims.push(p);
             id += 1;
         }
@@ -204,10 +326,36 @@ impl Scene {
             let mut p = Prim::new(id, kind, Vec3::new(t, t, scene.ground_at(t, t) + 0.5));
             p.scale = Vec3::splat(0.5 + (i % 4) as f32 * 0.5);
             p.rotation = Quat::from_rotation_x(i as f32 * 0.3);
+            // Shifted, so that a kind does not always wear the same texture.
+            p.texture = texture(i + 3);
             scene.prims.push(p);
             id += 1;
         }
         scene
+    }
+
+    /// `count` demo regions side by side in a row going east from grid (1000, 1000): the
+    /// first is [`Scene::default_demo`], the others copies named "Demo Region 2", "Demo
+    /// Region 3"... with their own region ids.
+    pub fn demo_row(count: usize) -> Vec<Scene> {
+        let base = Scene::default_demo();
+        (0..count)
+            .map(|i| {
+                let mut s = base.clone();
+                if i > 0 {
+                    s.name = format!("Demo Region {}", i + 1);
+                    s.region_id = Uuid::from_u128(s.region_id.as_u128() + i as u128);
+                    s.grid = (s.grid.0 + i as u32, s.grid.1);
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// The region's extent in grid units (256 m) along x and y.
+    pub fn grid_extent(&self) -> (u32, u32) {
+        let size = self.size();
+        (size.width().div_ceil(256), size.height().div_ceil(256))
     }
 }
 
@@ -256,5 +404,39 @@ mod tests {
             assert!(p.position.z > s.ground_at(p.position.x, p.position.y));
             p.to_full_update().unwrap();
         }
+        assert!(!s.motions.is_empty());
+        assert!(s.motions.keys().all(|id| ids.contains(id)));
+    }
+
+    #[test]
+    fn motions_start_at_the_scene_pose_and_move() {
+        let mut p = Prim::new(1, PrimKind::Box, Vec3::new(110.0, 100.0, 30.0));
+        p.rotation = Quat::from_rotation_x(0.5);
+        let orbit = PrimMotion::Orbit {
+            centre: Vec3::new(100.0, 100.0, 0.0),
+            rate: std::f32::consts::FRAC_PI_2,
+        };
+        let at0 = orbit.pose(&p, 0.0);
+        assert!((at0.position - p.position).length() < 1e-4);
+        let later = orbit.pose(&p, 1.0);
+        assert!((later.position - Vec3::new(100.0, 110.0, 30.0)).length() < 1e-3);
+        assert!((later.velocity.length() - 10.0 * std::f32::consts::FRAC_PI_2).abs() < 1e-3);
+        let spin = PrimMotion::Spin {
+            axis: Vec3::Z,
+            rate: 1.0,
+        };
+        let s = spin.pose(&p, 2.0);
+        assert_eq!(s.position, p.position);
+        assert!(s.rotation.angle_between(p.rotation) > 1.0);
+    }
+
+    #[test]
+    fn demo_row_is_side_by_side_with_distinct_ids() {
+        let row = Scene::demo_row(3);
+        assert_eq!(row.len(), 3);
+        assert_eq!(row[0].name, "Demo Region");
+        assert_eq!(row[2].grid, (1002, 1000));
+        let ids: HashSet<Uuid> = row.iter().map(|s| s.region_id).collect();
+        assert_eq!(ids.len(), 3);
     }
 }

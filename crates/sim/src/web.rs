@@ -11,7 +11,7 @@ use opensim_login::codec::{decode_xmlrpc_call, encode_xmlrpc_fault, encode_xmlrp
 use uuid::Uuid;
 
 use crate::http::{self, HttpError, Request, Response};
-use crate::state::{EventQueue, Session, Shared};
+use crate::state::{Identity, Session, Shared};
 
 /// OpenSim's text for a wrong name or password.
 pub(crate) const BAD_CREDENTIALS: &str = "Could not authenticate your avatar. Please check your username and password, and check the grid if problems persist.";
@@ -101,13 +101,17 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         return event_queue(shared, token, &req).await;
     }
     let token = req.path.trim_start_matches('/');
-    let kind = shared
-        .sessions()
-        .values()
-        .find_map(|s| cap_tokens(s).find(|(_, t)| *t == token).map(|(k, _)| k));
-    match kind {
-        Some("SimulatorFeatures") => llsd_ok(simulator_features()),
-        Some("GetTexture" | "ViewerAsset") => texture(shared, &req),
+    let kind = shared.with_session(
+        |s| cap_tokens(s).any(|(_, t)| t == token),
+        |region, s| {
+            cap_tokens(s)
+                .find(|(_, t)| *t == token)
+                .map(|(k, _)| (k, region))
+        },
+    );
+    match kind.flatten() {
+        Some(("SimulatorFeatures", _)) => llsd_ok(simulator_features()),
+        Some(("GetTexture" | "ViewerAsset", region)) => texture(shared, region, &req),
         _ => Response::empty_close(404),
     }
 }
@@ -176,36 +180,31 @@ fn login(shared: &Arc<Shared>, req: &Request) -> Response {
     };
     let session_id = Uuid::new_v4();
     let secure_session_id = Uuid::new_v4();
-    let seed_token = format!("{}0000", Uuid::new_v4().simple());
-    let eq_token = Uuid::new_v4().to_string();
-    let cap_tokens = vec![
-        ("GetTexture", Uuid::new_v4().to_string()),
-        ("ViewerAsset", Uuid::new_v4().to_string()),
-        ("SimulatorFeatures", Uuid::new_v4().to_string()),
-    ];
-    let p = &shared.prepared;
-    let session = Session {
+    let who = Identity {
         agent_id: user.agent_id,
         session_id,
         first: user.first.clone(),
         last: user.last.clone(),
         circuit_code,
-        seed_token: seed_token.clone(),
-        eq_token,
-        cap_tokens,
-        eq: EventQueue {
-            next_id: 18_632_324,
-            ..EventQueue::default()
-        },
-        connection: None,
-        position: p.start,
-        root: false,
     };
-    // A second login replaces the first (OpenSim would refuse once and kick the old agent).
-    let old = shared.sessions().insert(user.agent_id, session);
-    if let Some(c) = old.and_then(|o| o.connection) {
-        smol::spawn(async move { c.close().await }).detach();
+    let Some(login_region) = shared.regions.first() else {
+        return refusal("presence", "No region is available.");
+    };
+    let p = &login_region.prepared;
+    let mut session = Session::new(&who, p.start);
+    session.arriving_root = true;
+    let seed_token = session.seed_token.clone();
+    // A second login replaces the first everywhere (OpenSim would refuse once and kick the
+    // old agent).
+    for r in &shared.regions {
+        if let Some(c) = shared
+            .remove(r.index, user.agent_id)
+            .and_then(|o| o.connection)
+        {
+            smol::spawn(async move { c.close().await }).detach();
+        }
     }
+    login_region.sessions().insert(user.agent_id, session);
     shared.changed.notify(usize::MAX);
     // A login whose circuit never comes is dropped, as OpenSim drops its pending agent.
     let expiry = shared.config.login_expiry;
@@ -214,18 +213,21 @@ fn login(shared: &Arc<Shared>, req: &Request) -> Response {
     smol::spawn(async move {
         async_io::Timer::after(expiry).await;
         if let Some(shared) = weak.upgrade() {
-            let unused = shared
-                .sessions()
-                .get(&agent_id)
-                .is_some_and(|s| s.session_id == session_id && s.connection.is_none());
-            if unused {
-                shared.remove(agent_id);
+            // Every region the login reached without a circuit lets it go.
+            for r in &shared.regions {
+                let unused = r
+                    .sessions()
+                    .get(&agent_id)
+                    .is_some_and(|s| s.session_id == session_id && s.connection.is_none());
+                if unused {
+                    shared.remove(r.index, agent_id);
+                }
             }
         }
     })
     .detach();
 
-    let scene = &shared.config.scene;
+    let scene = &login_region.scene;
     let size = scene.size();
     let base = shared.base_url();
     let s = |v: &str| LoginValue::String(v.to_owned());
@@ -353,10 +355,15 @@ pub(crate) fn unix_now() -> u64 {
 // ---------------------------------------------------------------- caps
 
 fn seed(shared: &Shared, token: &str, req: &Request) -> Response {
-    let sessions = shared.sessions();
-    let Some(s) = sessions.values().find(|s| s.seed_token == token) else {
-        return Response::empty_close(404);
-    };
+    shared
+        .with_session(
+            |s| s.seed_token == token,
+            |_, s| seed_answer(shared, s, req),
+        )
+        .unwrap_or_else(|| Response::empty_close(404))
+}
+
+fn seed_answer(shared: &Shared, s: &Session, req: &Request) -> Response {
     if req.method != "POST" {
         return Response::empty_close(405);
     }
@@ -403,10 +410,12 @@ enum Poll {
 }
 
 fn take_batch(shared: &Shared, token: &str, ack: Option<i32>) -> Poll {
-    let mut sessions = shared.sessions();
-    let Some(s) = sessions.values_mut().find(|s| s.eq_token == token) else {
-        return Poll::Gone;
-    };
+    shared
+        .with_session(|s| s.eq_token == token, |_, s| batch_of(s, ack))
+        .unwrap_or(Poll::Gone)
+}
+
+fn batch_of(s: &mut Session, ack: Option<i32>) -> Poll {
     let eq = &mut s.eq;
     if eq.unacked.as_ref().is_some_and(|(id, _)| Some(*id) == ack) {
         eq.unacked = None;
@@ -462,12 +471,12 @@ async fn event_queue(shared: &Shared, token: &str, req: &Request) -> Response {
     }
 }
 
-fn texture(shared: &Shared, req: &Request) -> Response {
+fn texture(shared: &Shared, region: usize, req: &Request) -> Response {
     let id = req.query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == "texture_id" || k == "texture" || k == "asset_id").then(|| v.parse::<Uuid>().ok())?
     });
-    let Some(data) = id.and_then(|id| shared.config.scene.textures.get(&id)) else {
+    let Some(data) = id.and_then(|id| shared.texture(region, id)) else {
         return Response::empty_close(404);
     };
     let total = data.len();

@@ -124,7 +124,14 @@ impl Viewer {
                 self.conn.send(reply, Reliability::Reliable).await.unwrap();
             }
             Message::AgentMovementComplete(_) => self.movement_complete = true,
-            Message::LayerData(l) => {
+            // Wind and cloud layers come too, as from OpenSim; only land is terrain.
+            Message::LayerData(l)
+                if matches!(
+                    l.layer_id.type_,
+                    opensim_regions::terrain::LAYER_LAND
+                        | opensim_regions::terrain::LAYER_LAND_EXTENDED
+                ) =>
+            {
                 self.terrain
                     .apply_layer_data(l.layer_id.type_, &l.layer_data.data)
                     .unwrap();
