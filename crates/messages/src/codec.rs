@@ -71,6 +71,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over a borrowed body; Variable fields are copied out.
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader {
             buf,
@@ -81,6 +82,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader over a shared buffer; Variable fields are zero-copy slices of it.
+    #[inline]
     pub fn with_backing(bytes: &'a Bytes) -> Self {
         Reader {
             buf: bytes,
@@ -90,28 +92,51 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader over `range` of a shared buffer (offsets count from the range's start);
+    /// `None` when the range is not inside the buffer.
+    ///
+    /// Spares the caller a `Bytes::slice` (a reference-count round trip) of the body.
+    #[inline]
+    pub fn with_backing_range(bytes: &'a Bytes, range: std::ops::Range<usize>) -> Option<Self> {
+        Some(Reader {
+            buf: bytes.get(range)?,
+            pos: 0,
+            backing: Some(bytes),
+            omitted_blocks: 0,
+        })
+    }
+
     /// The offset of the next byte to read.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// The bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
 
     /// How many trailing Variable blocks were absent from the wire (read as empty).
+    #[inline]
     pub fn omitted_blocks(&self) -> u8 {
         self.omitted_blocks
     }
 
     /// Takes every remaining byte.
+    #[inline]
     pub fn rest(&mut self) -> Bytes {
         let n = self.buf.len() - self.pos;
+        if n == 0 {
+            // The usual case: no trailing bytes, and nothing to copy or share.
+            return Bytes::new();
+        }
         // Cannot fail: exactly the remaining length is taken.
         self.raw(n).unwrap_or_default()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let available = self.buf.len() - self.pos;
         if n > available {
@@ -126,6 +151,49 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// Takes the `N` bytes of a run of fixed-size fields with one bounds check.
+    ///
+    /// `sizes` are the sizes of the run's fields in order (they add up to `N`): when the body
+    /// is too short, the error names the field that does not fit, exactly as reading the
+    /// fields one by one would.
+    #[inline]
+    pub fn fixed_run<const N: usize>(
+        &mut self,
+        sizes: &[usize],
+    ) -> Result<&'a [u8; N], DecodeError> {
+        let buf: &'a [u8] = self.buf;
+        match buf.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) {
+            Some(run) => {
+                self.pos += N;
+                Ok(run)
+            }
+            None => Err(self.run_truncated(sizes)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_truncated(&self, sizes: &[usize]) -> DecodeError {
+        let mut at = self.pos;
+        let end = self.buf.len();
+        for &needed in sizes {
+            if at + needed > end {
+                return DecodeError::Truncated {
+                    at,
+                    needed,
+                    available: end - at,
+                };
+            }
+            at += needed;
+        }
+        // Unreachable when `sizes` add up to the run's length; say so through the run.
+        DecodeError::Truncated {
+            at: self.pos,
+            needed: sizes.iter().sum(),
+            available: end - self.pos,
+        }
+    }
+
     fn take_array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
@@ -134,11 +202,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips `n` bytes.
+    #[inline]
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.take(n).map(|_| ())
     }
 
     /// Reads `n` raw bytes (sliced from the backing buffer when there is one).
+    #[inline]
     pub fn raw(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let s = self.take(n)?;
         Ok(match self.backing {
@@ -283,6 +353,58 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
+}
+
+/// `K` bytes at offset `at` of a fixed-size run (offsets come from the template, so they are
+/// always inside the run).
+#[inline(always)]
+pub fn at<const N: usize, const K: usize>(run: &[u8; N], at: usize) -> [u8; K] {
+    let mut a = [0u8; K];
+    a.copy_from_slice(&run[at..at + K]);
+    a
+}
+
+/// An F32 at offset `at` of a fixed-size run.
+#[inline(always)]
+pub fn f32_at<const N: usize>(run: &[u8; N], at: usize) -> f32 {
+    f32::from_le_bytes(self::at(run, at))
+}
+
+/// An LLVector3 at offset `at` of a fixed-size run.
+#[inline(always)]
+pub fn vec3_at<const N: usize>(run: &[u8; N], at: usize) -> Vec3 {
+    Vec3::new(f32_at(run, at), f32_at(run, at + 4), f32_at(run, at + 8))
+}
+
+/// An LLVector3d at offset `at` of a fixed-size run.
+#[inline(always)]
+pub fn dvec3_at<const N: usize>(run: &[u8; N], at: usize) -> DVec3 {
+    let f = |i: usize| f64::from_le_bytes(self::at(run, at + i));
+    DVec3::new(f(0), f(8), f(16))
+}
+
+/// An LLVector4 at offset `at` of a fixed-size run.
+#[inline(always)]
+pub fn vec4_at<const N: usize>(run: &[u8; N], at: usize) -> Vec4 {
+    Vec4::new(
+        f32_at(run, at),
+        f32_at(run, at + 4),
+        f32_at(run, at + 8),
+        f32_at(run, at + 12),
+    )
+}
+
+/// An LLQuaternion at offset `at` of a fixed-size run, W recovered.
+#[inline(always)]
+pub fn quat_at<const N: usize>(run: &[u8; N], at: usize) -> Quat {
+    let (x, y, z) = (f32_at(run, at), f32_at(run, at + 4), f32_at(run, at + 8));
+    Quat::from_xyzw(x, y, z, recover_w(x, y, z))
+}
+
+/// An IPADDR at offset `at` of a fixed-size run.
+#[inline(always)]
+pub fn ipaddr_at<const N: usize>(run: &[u8; N], at: usize) -> Ipv4Addr {
+    Ipv4Addr::from(self::at::<N, 4>(run, at))
 }
 
 /// W of a unit quaternion from X, Y, Z, as the viewer and OpenSimulator recover it.

@@ -38,7 +38,7 @@ pub mod zerocode;
 
 use bytes::{BufMut, Bytes, BytesMut};
 pub use opensim_messages::Message;
-use opensim_messages::{MessageId, Reader};
+use opensim_messages::{MessageId, Reader, UnknownMessage};
 
 /// Flag bit: the region after the header is zero-coded.
 pub const FLAG_ZEROCODED: u8 = 0x80;
@@ -243,8 +243,29 @@ impl<'a> Frame<'a> {
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// A per-thread buffer of [`zerocode::MAX_DECODED_LEN`] bytes to zero-decode into: no
+    /// allocation once it exists, and no pass to size it or clear it first.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Zero-decodes `region` into the thread's scratch buffer and hands the decoded bytes to `f`.
+#[inline]
+fn with_zero_decoded<T>(
+    region: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    // Taken out of the cell (leaving an empty Vec, which does not allocate) rather than
+    // borrowed, so that the result is built in this frame and not moved out of a closure.
+    let mut scratch = SCRATCH.take();
+    if scratch.len() < zerocode::MAX_DECODED_LEN {
+        scratch.resize(zerocode::MAX_DECODED_LEN, 0);
+    }
+    let out = match zerocode::decode_into(region, &mut scratch) {
+        Ok(n) => f(&scratch[..n]),
+        Err(e) => Err(e.into()),
+    };
+    SCRATCH.set(scratch);
+    out
 }
 
 /// The acks appended to a datagram: big-endian u32 sequence numbers.
@@ -358,14 +379,8 @@ impl Packet {
             Acks(Bytes::copy_from_slice(frame.acks))
         };
         if frame.flags & FLAG_ZEROCODED != 0 {
-            let len = zerocode::decoded_len(frame.region)?;
-            // A per-thread scratch buffer: no allocation once it has grown, and only the
-            // bytes this datagram needs are touched.
-            SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                scratch.resize(len, 0);
-                zerocode::decode_into(frame.region, scratch)?;
-                Self::decode_region(&frame, Reader::new(scratch), acks, datagram[5])
+            with_zero_decoded(frame.region, |plain| {
+                Self::decode_region(&frame, Reader::new(plain), acks, datagram[5])
             })
         } else {
             Self::decode_region(&frame, Reader::new(frame.region), acks, datagram[5])
@@ -381,17 +396,22 @@ impl Packet {
         let frame = Frame::split(datagram)?;
         let acks = Acks(datagram.slice_ref(frame.acks));
         if frame.flags & FLAG_ZEROCODED != 0 {
-            let len = zerocode::decoded_len(frame.region)?;
-            let mut buf = BytesMut::zeroed(len);
-            zerocode::decode_into(frame.region, &mut buf)?;
-            let region = buf.freeze();
-            Self::decode_region(&frame, Reader::with_backing(&region), acks, datagram[5])
+            with_zero_decoded(frame.region, |plain| {
+                let region = Bytes::copy_from_slice(plain);
+                Self::decode_region(&frame, Reader::with_backing(&region), acks, datagram[5])
+            })
         } else {
-            let region = datagram.slice_ref(frame.region);
-            Self::decode_region(&frame, Reader::with_backing(&region), acks, datagram[5])
+            // The reader shares the datagram itself: no extra `Bytes` of the region.
+            let end = 6 + frame.region.len();
+            let r = Reader::with_backing_range(datagram, 6..end).ok_or(DecodeError::TooShort {
+                len: datagram.len(),
+            })?;
+            Self::decode_region(&frame, r, acks, datagram[5])
         }
     }
 
+    // Inlined so that the packet is built where the caller returns it, not copied there.
+    #[inline(always)]
     fn decode_region(
         frame: &Frame<'_>,
         mut r: Reader<'_>,
@@ -415,15 +435,11 @@ impl Packet {
             r.raw(extra_len_usize).map_err(short)?
         };
         r.skip(id_len).map_err(short)?;
-        let message = Message::decode(id, &mut r).map_err(|source| DecodeError::Body {
-            message: opensim_messages::lookup(id).map_or("Unknown", |i| i.name),
-            source,
-        })?;
-        let omitted_blocks = r.omitted_blocks();
-        let trailing = r.rest();
         let flags = frame.flags;
         let ack_flag_alone = flags & FLAG_ACKS != 0 && acks.is_empty();
-        Ok(Packet {
+        // The packet is built once and the message decoded into it: `Message` is large, and
+        // every move of it is a copy of its full size.
+        let mut packet = Packet {
             reliable: flags & FLAG_RELIABLE != 0,
             resent: flags & FLAG_RESENT != 0,
             sequence: frame.sequence,
@@ -433,12 +449,24 @@ impl Packet {
             } else {
                 ZeroCoding::Never
             },
-            message,
-            trailing,
+            message: Message::Unknown(UnknownMessage {
+                id,
+                body: Bytes::new(),
+            }),
+            trailing: Bytes::new(),
             acks,
             spare_flags: (flags & 0x0F) | if ack_flag_alone { FLAG_ACKS } else { 0 },
-            omitted_blocks,
-        })
+            omitted_blocks: 0,
+        };
+        if let Err(source) = packet.message.decode_in_place(id, &mut r) {
+            return Err(DecodeError::Body {
+                message: opensim_messages::lookup(id).map_or("Unknown", |i| i.name),
+                source,
+            });
+        }
+        packet.omitted_blocks = r.omitted_blocks();
+        packet.trailing = r.rest();
+        Ok(packet)
     }
 
     /// The flags byte this packet encodes with (the zero-coding bit as decided at encode).

@@ -38,11 +38,9 @@ pub fn decode_into(src: &[u8], out: &mut [u8]) -> Result<usize, ZeroCodeError> {
     let mut i = 0;
     let mut o = 0;
     while i < src.len() {
-        // Copy the stretch of non-zero bytes in one go.
-        let run = src[i..]
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(src.len() - i);
+        // Copy the stretch of non-zero bytes in one go (found with a vectorised search: a
+        // byte-at-a-time scan was most of the decoding time of a zero-coded packet).
+        let run = memchr::memchr(0, &src[i..]).unwrap_or(src.len() - i);
         if run > 0 {
             let end = o + run;
             if end > limit {
@@ -98,10 +96,7 @@ pub fn decoded_len(src: &[u8]) -> Result<usize, ZeroCodeError> {
 pub fn encode<B: BufMut + ?Sized>(src: &[u8], out: &mut B) {
     let mut i = 0;
     while i < src.len() {
-        let run = src[i..]
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(src.len() - i);
+        let run = memchr::memchr(0, &src[i..]).unwrap_or(src.len() - i);
         if run > 0 {
             out.put_slice(&src[i..i + run]);
             i += run;

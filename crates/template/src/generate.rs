@@ -129,6 +129,46 @@ fn read_call(ty: FieldType) -> String {
     }
 }
 
+/// The expression that decodes a fixed-size field at offset `at` of the run `b`, whose length
+/// was checked once for all its fields.
+fn run_expr(ty: FieldType, b: &str, at: usize) -> String {
+    match ty {
+        FieldType::U8 => format!("{b}[{at}]"),
+        FieldType::S8 => format!("i8::from_le_bytes([{b}[{at}]])"),
+        FieldType::BOOL => format!("{b}[{at}] != 0"),
+        FieldType::U16
+        | FieldType::U32
+        | FieldType::U64
+        | FieldType::S16
+        | FieldType::S32
+        | FieldType::S64
+        | FieldType::F32
+        | FieldType::F64 => format!("{}::from_le_bytes(codec::at({b}, {at}))", rust_type(ty)),
+        FieldType::LLVector3 => format!("codec::vec3_at({b}, {at})"),
+        FieldType::LLVector3d => format!("codec::dvec3_at({b}, {at})"),
+        FieldType::LLVector4 => format!("codec::vec4_at({b}, {at})"),
+        FieldType::LLQuaternion => format!("codec::quat_at({b}, {at})"),
+        FieldType::LLUUID => format!("::uuid::Uuid::from_bytes(codec::at({b}, {at}))"),
+        FieldType::IPADDR => format!("codec::ipaddr_at({b}, {at})"),
+        FieldType::IPPORT => format!("u16::from_be_bytes(codec::at({b}, {at}))"),
+        FieldType::Fixed(_) => format!("codec::at({b}, {at})"),
+        // Variable fields are never part of a run.
+        FieldType::Variable1 | FieldType::Variable2 => read_call(ty),
+    }
+}
+
+/// Whether decoding a field of this type calls into `codec`.
+fn decode_uses_codec(ty: FieldType) -> bool {
+    !matches!(
+        ty,
+        FieldType::U8
+            | FieldType::S8
+            | FieldType::BOOL
+            | FieldType::Variable1
+            | FieldType::Variable2
+    )
+}
+
 /// The statement that encodes `self.{name}` of this type into `w`.
 fn write_stmt(ty: FieldType, name: &str) -> String {
     match ty {
@@ -297,7 +337,7 @@ fn gen_message(out: &mut String, m: &MessageDef) {
                     | FieldType::LLQuaternion
                     | FieldType::Variable1
                     | FieldType::Variable2
-            )
+            ) || decode_uses_codec(f.ty)
         });
         let codec = if helpers { "self, " } else { "" };
         let value = if fields { "FieldValue, " } else { "" };
@@ -542,14 +582,51 @@ fn gen_block(out: &mut String, m: &MessageDef, b: &BlockDef) {
         out,
         "        pub(crate) fn decode({r}: &mut Reader<'_>) -> Result<Self, DecodeError> {{"
     );
-    out.push_str("            Ok(Self {\n");
-    for f in &b.fields {
+    // Consecutive fixed-size fields are read as one run with a single bounds check; Variable
+    // fields in between are read in wire order into locals.
+    let mut exprs = Vec::new();
+    let mut run: Vec<&FieldDef> = Vec::new();
+    let mut runs = 0;
+    let flush = |out: &mut String,
+                 run: &mut Vec<&FieldDef>,
+                 runs: &mut usize,
+                 exprs: &mut Vec<(String, String)>| {
+        if run.is_empty() {
+            return;
+        }
+        let name = format!("b{runs}");
+        *runs += 1;
+        let sizes: Vec<String> = run
+            .iter()
+            .filter_map(|f| f.ty.fixed_size())
+            .map(|n| n.to_string())
+            .collect();
+        let total: usize = run.iter().filter_map(|f| f.ty.fixed_size()).sum();
         let _ = writeln!(
             out,
-            "                {}: {},",
-            snake(&f.name),
-            read_call(f.ty)
+            "            let {name} = r.fixed_run::<{total}>(&[{}])?;",
+            sizes.join(", ")
         );
+        let mut at = 0;
+        for f in run.drain(..) {
+            exprs.push((snake(&f.name), run_expr(f.ty, &name, at)));
+            at += f.ty.fixed_size().unwrap_or(0);
+        }
+    };
+    for f in &b.fields {
+        if f.ty.fixed_size().is_some() {
+            run.push(f);
+        } else {
+            flush(out, &mut run, &mut runs, &mut exprs);
+            let local = format!("v_{}", snake(&f.name));
+            let _ = writeln!(out, "            let {local} = {};", read_call(f.ty));
+            exprs.push((snake(&f.name), local));
+        }
+    }
+    flush(out, &mut run, &mut runs, &mut exprs);
+    out.push_str("            Ok(Self {\n");
+    for (name, expr) in &exprs {
+        let _ = writeln!(out, "                {name}: {expr},");
     }
     out.push_str("            })\n        }\n\n");
 
@@ -658,17 +735,34 @@ fn gen_mod(template: &Template) -> String {
     out.push_str(
         "    pub fn decode(id: MessageId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {\n",
     );
-    out.push_str("        Ok(match (id.frequency(), id.number()) {\n");
+    // Each arm returns its decoder's result as it is: unwrapping and rewrapping it would move
+    // the whole enum once more.
+    out.push_str("        match (id.frequency(), id.number()) {\n");
     for m in &sorted {
         let ty = camel(&m.name);
         let _ = writeln!(
             out,
-            "            ({}, {}) => decode_as::<{ty}>(r)?,",
+            "            ({}, {}) => decode_as::<{ty}>(r),",
             frequency_path(m.frequency),
             number_literal(m)
         );
     }
-    out.push_str("            _ => Self::Unknown(UnknownMessage {\n                id,\n                body: r.rest(),\n            }),\n        })\n    }\n\n");
+    out.push_str("            _ => Ok(Self::Unknown(UnknownMessage {\n                id,\n                body: r.rest(),\n            })),\n        }\n    }\n\n");
+    out.push_str("    /// Decodes the body of the message numbered `id` into `self`, replacing its value: the\n    /// same as [`Message::decode`], without moving the large enum around (a packet decoder\n    /// builds its packet once and decodes the message in place).\n    ///\n    /// On error `self` is left unchanged.\n    ///\n    /// # Errors\n    /// As [`Message::decode`].\n");
+    out.push_str(
+        "    pub fn decode_in_place(&mut self, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n",
+    );
+    out.push_str("        match (id.frequency(), id.number()) {\n");
+    for m in &sorted {
+        let ty = camel(&m.name);
+        let _ = writeln!(
+            out,
+            "            ({}, {}) => decode_to::<{ty}>(self, r),",
+            frequency_path(m.frequency),
+            number_literal(m)
+        );
+    }
+    out.push_str("            _ => {\n                *self = Self::Unknown(UnknownMessage {\n                    id,\n                    body: r.rest(),\n                });\n                Ok(())\n            }\n        }\n    }\n\n");
 
     // Per-variant dispatch helpers.
     let dispatch = |out: &mut String, sig: &str, doc: &str, body: &str, unknown: &str| {
@@ -731,6 +825,7 @@ fn gen_mod(template: &Template) -> String {
     out.push_str("}\n\n");
 
     out.push_str("/// Decodes one message type; kept out of line so that the dispatch in [`Message::decode`]\n/// does not carry every message's temporaries in one stack frame.\n#[inline(never)]\nfn decode_as<T: MessageType + Into<Message>>(r: &mut Reader<'_>) -> Result<Message, DecodeError> {\n    T::decode_body(r).map(Into::into)\n}\n\n");
+    out.push_str("/// Decodes one message type into `out`; out of line for the same reason as [`decode_as`].\n#[inline(never)]\nfn decode_to<T: MessageType + Into<Message>>(out: &mut Message, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n    *out = T::decode_body(r)?.into();\n    Ok(())\n}\n\n");
     out.push_str(
         "/// The template facts about the message numbered `id`, if the template has it.\n",
     );

@@ -10,7 +10,7 @@ use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
 pub mod packet_ack {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Packets` block of `PacketAck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,7 +24,10 @@ pub mod packet_ack {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -90,7 +93,7 @@ impl MessageType for PacketAck {
 pub mod open_circuit {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `CircuitInfo` block of `OpenCircuit`.
     #[derive(Debug, Clone, PartialEq)]
@@ -115,9 +118,10 @@ pub mod open_circuit {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[4, 2])?;
             Ok(Self {
-                ip: r.ipaddr()?,
-                port: r.ipport()?,
+                ip: codec::ipaddr_at(b0, 0),
+                port: u16::from_be_bytes(codec::at(b0, 4)),
             })
         }
 

@@ -10,7 +10,7 @@ use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
 pub mod start_ping_check {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `PingID` block of `StartPingCheck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28,9 +28,10 @@ pub mod start_ping_check {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                ping_id: r.u8()?,
-                oldest_unacked: r.u32()?,
+                ping_id: b0[0],
+                oldest_unacked: u32::from_le_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -110,7 +111,8 @@ pub mod complete_ping_check {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { ping_id: r.u8()? })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { ping_id: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -213,14 +215,17 @@ pub mod neighbor_list {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[4, 2, 4, 2, 16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                ip: r.ipaddr()?,
-                port: r.ipport()?,
-                public_ip: r.ipaddr()?,
-                public_port: r.ipport()?,
-                region_id: r.uuid()?,
-                name: r.var1()?,
-                sim_access: r.u8()?,
+                ip: codec::ipaddr_at(b0, 0),
+                port: u16::from_be_bytes(codec::at(b0, 4)),
+                public_ip: codec::ipaddr_at(b0, 6),
+                public_port: u16::from_be_bytes(codec::at(b0, 10)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
+                name: v_name,
+                sim_access: b1[0],
             })
         }
 
@@ -337,19 +342,20 @@ pub mod agent_update {
         pub const MIN_SIZE: usize = 114;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<114>(&[16, 16, 12, 12, 1, 12, 12, 12, 12, 4, 4, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                body_rotation: r.quat()?,
-                head_rotation: r.quat()?,
-                state: r.u8()?,
-                camera_center: r.vec3()?,
-                camera_at_axis: r.vec3()?,
-                camera_left_axis: r.vec3()?,
-                camera_up_axis: r.vec3()?,
-                far: r.f32()?,
-                control_flags: r.u32()?,
-                flags: r.u8()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                body_rotation: codec::quat_at(b0, 32),
+                head_rotation: codec::quat_at(b0, 44),
+                state: b0[56],
+                camera_center: codec::vec3_at(b0, 57),
+                camera_at_axis: codec::vec3_at(b0, 69),
+                camera_left_axis: codec::vec3_at(b0, 81),
+                camera_up_axis: codec::vec3_at(b0, 93),
+                far: f32::from_le_bytes(codec::at(b0, 105)),
+                control_flags: u32::from_le_bytes(codec::at(b0, 109)),
+                flags: b0[113],
             })
         }
 
@@ -457,9 +463,10 @@ pub mod agent_animation {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -493,9 +500,10 @@ pub mod agent_animation {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                anim_id: r.uuid()?,
-                start_anim: r.bool()?,
+                anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                start_anim: b0[16] != 0,
             })
         }
 
@@ -527,8 +535,9 @@ pub mod agent_animation {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_type_data = r.var1()?;
             Ok(Self {
-                type_data: r.var1()?,
+                type_data: v_type_data,
             })
         }
 
@@ -652,9 +661,10 @@ pub mod agent_request_sit {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -688,9 +698,10 @@ pub mod agent_request_sit {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 12])?;
             Ok(Self {
-                target_id: r.uuid()?,
-                offset: r.vec3()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                offset: codec::vec3_at(b0, 16),
             })
         }
 
@@ -761,7 +772,7 @@ impl MessageType for AgentRequestSit {
 pub mod agent_sit {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentSit`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -777,9 +788,10 @@ pub mod agent_sit {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -843,7 +855,7 @@ impl MessageType for AgentSit {
 pub mod request_image {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestImage`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -859,9 +871,10 @@ pub mod request_image {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -901,12 +914,13 @@ pub mod request_image {
         pub const MIN_SIZE: usize = 26;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<26>(&[16, 1, 4, 4, 1])?;
             Ok(Self {
-                image: r.uuid()?,
-                discard_level: r.i8()?,
-                download_priority: r.f32()?,
-                packet: r.u32()?,
-                type_: r.u8()?,
+                image: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                discard_level: i8::from_le_bytes([b0[16]]),
+                download_priority: f32::from_le_bytes(codec::at(b0, 17)),
+                packet: u32::from_le_bytes(codec::at(b0, 21)),
+                type_: b0[25],
             })
         }
 
@@ -1017,11 +1031,12 @@ pub mod image_data {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<23>(&[16, 1, 4, 2])?;
             Ok(Self {
-                id: r.uuid()?,
-                codec: r.u8()?,
-                size: r.u32()?,
-                packets: r.u16()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                codec: b0[16],
+                size: u32::from_le_bytes(codec::at(b0, 17)),
+                packets: u16::from_le_bytes(codec::at(b0, 21)),
             })
         }
 
@@ -1057,7 +1072,8 @@ pub mod image_data {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.var2()? })
+            let v_data = r.var2()?;
+            Ok(Self { data: v_data })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1141,9 +1157,10 @@ pub mod image_packet {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<18>(&[16, 2])?;
             Ok(Self {
-                id: r.uuid()?,
-                packet: r.u16()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                packet: u16::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -1175,7 +1192,8 @@ pub mod image_packet {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.var2()? })
+            let v_data = r.var2()?;
+            Ok(Self { data: v_data })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1257,7 +1275,8 @@ pub mod layer_data {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { type_: r.u8()? })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { type_: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1286,7 +1305,8 @@ pub mod layer_data {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.var2()? })
+            let v_data = r.var2()?;
+            Ok(Self { data: v_data })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1370,9 +1390,10 @@ pub mod object_update {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[8, 2])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                time_dilation: r.u16()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -1551,53 +1572,67 @@ pub mod object_update {
         pub const MIN_SIZE: usize = 153;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<40>(&[4, 1, 16, 4, 1, 1, 1, 12])?;
+            let v_object_data = r.var1()?;
+            let b1 =
+                r.fixed_run::<31>(&[4, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2])?;
+            let v_texture_entry = r.var2()?;
+            let v_texture_anim = r.var1()?;
+            let v_name_value = r.var2()?;
+            let v_data = r.var2()?;
+            let v_text = r.var1()?;
+            let b2 = r.fixed_run::<4>(&[4])?;
+            let v_media_url = r.var1()?;
+            let v_ps_block = r.var1()?;
+            let v_extra_params = r.var1()?;
+            let b3 = r.fixed_run::<66>(&[16, 16, 4, 1, 4, 1, 12, 12])?;
             Ok(Self {
-                id: r.u32()?,
-                state: r.u8()?,
-                full_id: r.uuid()?,
-                crc: r.u32()?,
-                p_code: r.u8()?,
-                material: r.u8()?,
-                click_action: r.u8()?,
-                scale: r.vec3()?,
-                object_data: r.var1()?,
-                parent_id: r.u32()?,
-                update_flags: r.u32()?,
-                path_curve: r.u8()?,
-                profile_curve: r.u8()?,
-                path_begin: r.u16()?,
-                path_end: r.u16()?,
-                path_scale_x: r.u8()?,
-                path_scale_y: r.u8()?,
-                path_shear_x: r.u8()?,
-                path_shear_y: r.u8()?,
-                path_twist: r.i8()?,
-                path_twist_begin: r.i8()?,
-                path_radius_offset: r.i8()?,
-                path_taper_x: r.i8()?,
-                path_taper_y: r.i8()?,
-                path_revolutions: r.u8()?,
-                path_skew: r.i8()?,
-                profile_begin: r.u16()?,
-                profile_end: r.u16()?,
-                profile_hollow: r.u16()?,
-                texture_entry: r.var2()?,
-                texture_anim: r.var1()?,
-                name_value: r.var2()?,
-                data: r.var2()?,
-                text: r.var1()?,
-                text_color: r.fixed()?,
-                media_url: r.var1()?,
-                ps_block: r.var1()?,
-                extra_params: r.var1()?,
-                sound: r.uuid()?,
-                owner_id: r.uuid()?,
-                gain: r.f32()?,
-                flags: r.u8()?,
-                radius: r.f32()?,
-                joint_type: r.u8()?,
-                joint_pivot: r.vec3()?,
-                joint_axis_or_anchor: r.vec3()?,
+                id: u32::from_le_bytes(codec::at(b0, 0)),
+                state: b0[4],
+                full_id: ::uuid::Uuid::from_bytes(codec::at(b0, 5)),
+                crc: u32::from_le_bytes(codec::at(b0, 21)),
+                p_code: b0[25],
+                material: b0[26],
+                click_action: b0[27],
+                scale: codec::vec3_at(b0, 28),
+                object_data: v_object_data,
+                parent_id: u32::from_le_bytes(codec::at(b1, 0)),
+                update_flags: u32::from_le_bytes(codec::at(b1, 4)),
+                path_curve: b1[8],
+                profile_curve: b1[9],
+                path_begin: u16::from_le_bytes(codec::at(b1, 10)),
+                path_end: u16::from_le_bytes(codec::at(b1, 12)),
+                path_scale_x: b1[14],
+                path_scale_y: b1[15],
+                path_shear_x: b1[16],
+                path_shear_y: b1[17],
+                path_twist: i8::from_le_bytes([b1[18]]),
+                path_twist_begin: i8::from_le_bytes([b1[19]]),
+                path_radius_offset: i8::from_le_bytes([b1[20]]),
+                path_taper_x: i8::from_le_bytes([b1[21]]),
+                path_taper_y: i8::from_le_bytes([b1[22]]),
+                path_revolutions: b1[23],
+                path_skew: i8::from_le_bytes([b1[24]]),
+                profile_begin: u16::from_le_bytes(codec::at(b1, 25)),
+                profile_end: u16::from_le_bytes(codec::at(b1, 27)),
+                profile_hollow: u16::from_le_bytes(codec::at(b1, 29)),
+                texture_entry: v_texture_entry,
+                texture_anim: v_texture_anim,
+                name_value: v_name_value,
+                data: v_data,
+                text: v_text,
+                text_color: codec::at(b2, 0),
+                media_url: v_media_url,
+                ps_block: v_ps_block,
+                extra_params: v_extra_params,
+                sound: ::uuid::Uuid::from_bytes(codec::at(b3, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b3, 16)),
+                gain: f32::from_le_bytes(codec::at(b3, 32)),
+                flags: b3[36],
+                radius: f32::from_le_bytes(codec::at(b3, 37)),
+                joint_type: b3[41],
+                joint_pivot: codec::vec3_at(b3, 42),
+                joint_axis_or_anchor: codec::vec3_at(b3, 54),
             })
         }
 
@@ -1814,9 +1849,10 @@ pub mod object_update_compressed {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[8, 2])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                time_dilation: r.u16()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -1850,9 +1886,11 @@ pub mod object_update_compressed {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_data = r.var2()?;
             Ok(Self {
-                update_flags: r.u32()?,
-                data: r.var2()?,
+                update_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                data: v_data,
             })
         }
 
@@ -1937,7 +1975,7 @@ impl MessageType for ObjectUpdateCompressed {
 pub mod object_update_cached {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `ObjectUpdateCached`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1953,9 +1991,10 @@ pub mod object_update_cached {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[8, 2])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                time_dilation: r.u16()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -1991,10 +2030,11 @@ pub mod object_update_cached {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                id: r.u32()?,
-                crc: r.u32()?,
-                update_flags: r.u32()?,
+                id: u32::from_le_bytes(codec::at(b0, 0)),
+                crc: u32::from_le_bytes(codec::at(b0, 4)),
+                update_flags: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -2098,9 +2138,10 @@ pub mod improved_terse_object_update {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[8, 2])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                time_dilation: r.u16()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -2134,9 +2175,11 @@ pub mod improved_terse_object_update {
         pub const MIN_SIZE: usize = 3;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_data = r.var1()?;
+            let v_texture_entry = r.var2()?;
             Ok(Self {
-                data: r.var1()?,
-                texture_entry: r.var2()?,
+                data: v_data,
+                texture_entry: v_texture_entry,
             })
         }
 
@@ -2221,7 +2264,7 @@ impl MessageType for ImprovedTerseObjectUpdate {
 pub mod kill_object {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `KillObject`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2235,7 +2278,10 @@ pub mod kill_object {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2330,12 +2376,14 @@ pub mod transfer_packet {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
+            let v_data = r.var2()?;
             Ok(Self {
-                transfer_id: r.uuid()?,
-                channel_type: r.i32()?,
-                packet: r.i32()?,
-                status: r.i32()?,
-                data: r.var2()?,
+                transfer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                channel_type: i32::from_le_bytes(codec::at(b0, 16)),
+                packet: i32::from_le_bytes(codec::at(b0, 20)),
+                status: i32::from_le_bytes(codec::at(b0, 24)),
+                data: v_data,
             })
         }
 
@@ -2421,9 +2469,10 @@ pub mod send_xfer_packet {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[8, 4])?;
             Ok(Self {
-                id: r.u64()?,
-                packet: r.u32()?,
+                id: u64::from_le_bytes(codec::at(b0, 0)),
+                packet: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -2455,7 +2504,8 @@ pub mod send_xfer_packet {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.var2()? })
+            let v_data = r.var2()?;
+            Ok(Self { data: v_data })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2523,7 +2573,7 @@ impl MessageType for SendXferPacket {
 pub mod confirm_xfer_packet {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `XferID` block of `ConfirmXferPacket`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2539,9 +2589,10 @@ pub mod confirm_xfer_packet {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[8, 4])?;
             Ok(Self {
-                id: r.u64()?,
-                packet: r.u32()?,
+                id: u64::from_le_bytes(codec::at(b0, 0)),
+                packet: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -2619,7 +2670,10 @@ pub mod avatar_animation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2650,9 +2704,10 @@ pub mod avatar_animation {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                anim_id: r.uuid()?,
-                anim_sequence_id: r.i32()?,
+                anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                anim_sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -2684,8 +2739,9 @@ pub mod avatar_animation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -2715,8 +2771,9 @@ pub mod avatar_animation {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_type_data = r.var1()?;
             Ok(Self {
-                type_data: r.var1()?,
+                type_data: v_type_data,
             })
         }
 
@@ -2859,7 +2916,10 @@ pub mod avatar_sit_response {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2898,13 +2958,14 @@ pub mod avatar_sit_response {
         pub const MIN_SIZE: usize = 50;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<50>(&[1, 12, 12, 12, 12, 1])?;
             Ok(Self {
-                auto_pilot: r.bool()?,
-                sit_position: r.vec3()?,
-                sit_rotation: r.quat()?,
-                camera_eye_offset: r.vec3()?,
-                camera_at_offset: r.vec3()?,
-                force_mouselook: r.bool()?,
+                auto_pilot: b0[0] != 0,
+                sit_position: codec::vec3_at(b0, 1),
+                sit_rotation: codec::quat_at(b0, 13),
+                camera_eye_offset: codec::vec3_at(b0, 25),
+                camera_at_offset: codec::vec3_at(b0, 37),
+                force_mouselook: b0[49] != 0,
             })
         }
 
@@ -3000,7 +3061,10 @@ pub mod camera_constraint {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { plane: r.vec4()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                plane: codec::vec4_at(b0, 0),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3185,56 +3249,64 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 244;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<82>(&[4, 4, 1, 4, 4, 4, 4, 16, 1, 4, 4, 4, 4, 12, 12])?;
+            let v_bitmap = r.var2()?;
+            let b1 = r.fixed_run::<53>(&[4, 1, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var1()?;
+            let v_music_url = r.var1()?;
+            let v_media_url = r.var1()?;
+            let b2 = r.fixed_run::<103>(&[16, 1, 16, 4, 4, 1, 16, 16, 12, 12, 1, 1, 1, 1, 1])?;
             Ok(Self {
-                request_result: r.i32()?,
-                sequence_id: r.i32()?,
-                snap_selection: r.bool()?,
-                self_count: r.i32()?,
-                other_count: r.i32()?,
-                public_count: r.i32()?,
-                local_id: r.i32()?,
-                owner_id: r.uuid()?,
-                is_group_owned: r.bool()?,
-                auction_id: r.u32()?,
-                claim_date: r.i32()?,
-                claim_price: r.i32()?,
-                rent_price: r.i32()?,
-                aabb_min: r.vec3()?,
-                aabb_max: r.vec3()?,
-                bitmap: r.var2()?,
-                area: r.i32()?,
-                status: r.u8()?,
-                sim_wide_max_prims: r.i32()?,
-                sim_wide_total_prims: r.i32()?,
-                max_prims: r.i32()?,
-                total_prims: r.i32()?,
-                owner_prims: r.i32()?,
-                group_prims: r.i32()?,
-                other_prims: r.i32()?,
-                selected_prims: r.i32()?,
-                parcel_prim_bonus: r.f32()?,
-                other_clean_time: r.i32()?,
-                parcel_flags: r.u32()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                desc: r.var1()?,
-                music_url: r.var1()?,
-                media_url: r.var1()?,
-                media_id: r.uuid()?,
-                media_auto_scale: r.u8()?,
-                group_id: r.uuid()?,
-                pass_price: r.i32()?,
-                pass_hours: r.f32()?,
-                category: r.u8()?,
-                auth_buyer_id: r.uuid()?,
-                snapshot_id: r.uuid()?,
-                user_location: r.vec3()?,
-                user_look_at: r.vec3()?,
-                landing_type: r.u8()?,
-                region_push_override: r.bool()?,
-                region_deny_anonymous: r.bool()?,
-                region_deny_identified: r.bool()?,
-                region_deny_transacted: r.bool()?,
+                request_result: i32::from_le_bytes(codec::at(b0, 0)),
+                sequence_id: i32::from_le_bytes(codec::at(b0, 4)),
+                snap_selection: b0[8] != 0,
+                self_count: i32::from_le_bytes(codec::at(b0, 9)),
+                other_count: i32::from_le_bytes(codec::at(b0, 13)),
+                public_count: i32::from_le_bytes(codec::at(b0, 17)),
+                local_id: i32::from_le_bytes(codec::at(b0, 21)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 25)),
+                is_group_owned: b0[41] != 0,
+                auction_id: u32::from_le_bytes(codec::at(b0, 42)),
+                claim_date: i32::from_le_bytes(codec::at(b0, 46)),
+                claim_price: i32::from_le_bytes(codec::at(b0, 50)),
+                rent_price: i32::from_le_bytes(codec::at(b0, 54)),
+                aabb_min: codec::vec3_at(b0, 58),
+                aabb_max: codec::vec3_at(b0, 70),
+                bitmap: v_bitmap,
+                area: i32::from_le_bytes(codec::at(b1, 0)),
+                status: b1[4],
+                sim_wide_max_prims: i32::from_le_bytes(codec::at(b1, 5)),
+                sim_wide_total_prims: i32::from_le_bytes(codec::at(b1, 9)),
+                max_prims: i32::from_le_bytes(codec::at(b1, 13)),
+                total_prims: i32::from_le_bytes(codec::at(b1, 17)),
+                owner_prims: i32::from_le_bytes(codec::at(b1, 21)),
+                group_prims: i32::from_le_bytes(codec::at(b1, 25)),
+                other_prims: i32::from_le_bytes(codec::at(b1, 29)),
+                selected_prims: i32::from_le_bytes(codec::at(b1, 33)),
+                parcel_prim_bonus: f32::from_le_bytes(codec::at(b1, 37)),
+                other_clean_time: i32::from_le_bytes(codec::at(b1, 41)),
+                parcel_flags: u32::from_le_bytes(codec::at(b1, 45)),
+                sale_price: i32::from_le_bytes(codec::at(b1, 49)),
+                name: v_name,
+                desc: v_desc,
+                music_url: v_music_url,
+                media_url: v_media_url,
+                media_id: ::uuid::Uuid::from_bytes(codec::at(b2, 0)),
+                media_auto_scale: b2[16],
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b2, 17)),
+                pass_price: i32::from_le_bytes(codec::at(b2, 33)),
+                pass_hours: f32::from_le_bytes(codec::at(b2, 37)),
+                category: b2[41],
+                auth_buyer_id: ::uuid::Uuid::from_bytes(codec::at(b2, 42)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b2, 58)),
+                user_location: codec::vec3_at(b2, 74),
+                user_look_at: codec::vec3_at(b2, 86),
+                landing_type: b2[98],
+                region_push_override: b2[99] != 0,
+                region_deny_anonymous: b2[100] != 0,
+                region_deny_identified: b2[101] != 0,
+                region_deny_transacted: b2[102] != 0,
             })
         }
 
@@ -3384,8 +3456,9 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                region_deny_age_unverified: r.bool()?,
+                region_deny_age_unverified: b0[0] != 0,
             })
         }
 
@@ -3418,8 +3491,9 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                region_allow_access_override: r.bool()?,
+                region_allow_access_override: b0[0] != 0,
             })
         }
 
@@ -3454,9 +3528,10 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                parcel_environment_version: r.i32()?,
-                region_allow_environment_override: r.bool()?,
+                parcel_environment_version: i32::from_le_bytes(codec::at(b0, 0)),
+                region_allow_environment_override: b0[4] != 0,
             })
         }
 
@@ -3576,10 +3651,12 @@ pub mod edge_data_packet {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<2>(&[1, 1])?;
+            let v_layer_data = r.var2()?;
             Ok(Self {
-                layer_type: r.u8()?,
-                direction: r.u8()?,
-                layer_data: r.var2()?,
+                layer_type: b0[0],
+                direction: b0[1],
+                layer_data: v_layer_data,
             })
         }
 
@@ -3713,33 +3790,38 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 211;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<137>(&[8, 4, 16, 16, 12, 12, 12, 12, 12, 12, 12, 1, 4, 4])?;
+            let v_throttles = r.var1()?;
+            let b1 = r.fixed_run::<55>(&[4, 12, 12, 4, 4, 1, 1, 16, 1])?;
+            let v_agent_textures = r.var2()?;
+            let b2 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                viewer_circuit_code: r.u32()?,
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                agent_pos: r.vec3()?,
-                agent_vel: r.vec3()?,
-                center: r.vec3()?,
-                size: r.vec3()?,
-                at_axis: r.vec3()?,
-                left_axis: r.vec3()?,
-                up_axis: r.vec3()?,
-                changed_grid: r.bool()?,
-                far: r.f32()?,
-                aspect: r.f32()?,
-                throttles: r.var1()?,
-                locomotion_state: r.u32()?,
-                head_rotation: r.quat()?,
-                body_rotation: r.quat()?,
-                control_flags: r.u32()?,
-                energy_level: r.f32()?,
-                god_level: r.u8()?,
-                always_run: r.bool()?,
-                prey_agent: r.uuid()?,
-                agent_access: r.u8()?,
-                agent_textures: r.var2()?,
-                active_group_id: r.uuid()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 8)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 28)),
+                agent_pos: codec::vec3_at(b0, 44),
+                agent_vel: codec::vec3_at(b0, 56),
+                center: codec::vec3_at(b0, 68),
+                size: codec::vec3_at(b0, 80),
+                at_axis: codec::vec3_at(b0, 92),
+                left_axis: codec::vec3_at(b0, 104),
+                up_axis: codec::vec3_at(b0, 116),
+                changed_grid: b0[128] != 0,
+                far: f32::from_le_bytes(codec::at(b0, 129)),
+                aspect: f32::from_le_bytes(codec::at(b0, 133)),
+                throttles: v_throttles,
+                locomotion_state: u32::from_le_bytes(codec::at(b1, 0)),
+                head_rotation: codec::quat_at(b1, 4),
+                body_rotation: codec::quat_at(b1, 16),
+                control_flags: u32::from_le_bytes(codec::at(b1, 28)),
+                energy_level: f32::from_le_bytes(codec::at(b1, 32)),
+                god_level: b1[36],
+                always_run: b1[37] != 0,
+                prey_agent: ::uuid::Uuid::from_bytes(codec::at(b1, 38)),
+                agent_access: b1[54],
+                agent_textures: v_agent_textures,
+                active_group_id: ::uuid::Uuid::from_bytes(codec::at(b2, 0)),
             })
         }
 
@@ -3826,10 +3908,11 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<25>(&[16, 8, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                group_powers: r.u64()?,
-                accept_notices: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_powers: u64::from_le_bytes(codec::at(b0, 16)),
+                accept_notices: b0[24] != 0,
             })
         }
 
@@ -3865,9 +3948,10 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                animation: r.uuid()?,
-                object_id: r.uuid()?,
+                animation: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -3899,8 +3983,9 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                granter_id: r.uuid()?,
+                granter_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -3930,8 +4015,9 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_nv_pairs = r.var2()?;
             Ok(Self {
-                nv_pairs: r.var2()?,
+                nv_pairs: v_nv_pairs,
             })
         }
 
@@ -3961,9 +4047,8 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self {
-                param_value: r.u8()?,
-            })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { param_value: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3994,9 +4079,10 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<2>(&[1, 1])?;
             Ok(Self {
-                agent_legacy_access: r.u8()?,
-                agent_max_access: r.u8()?,
+                agent_legacy_access: b0[0],
+                agent_max_access: b0[1],
             })
         }
 
@@ -4031,7 +4117,10 @@ pub mod child_agent_update {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { flags: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4248,7 +4337,7 @@ impl MessageType for ChildAgentUpdate {
 pub mod child_agent_alive {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ChildAgentAlive`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -4268,11 +4357,12 @@ pub mod child_agent_alive {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<44>(&[8, 4, 16, 16])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                viewer_circuit_code: r.u32()?,
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 8)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 28)),
             })
         }
 
@@ -4380,19 +4470,20 @@ pub mod child_agent_position_update {
         pub const MIN_SIZE: usize = 129;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<129>(&[8, 4, 16, 16, 12, 12, 12, 12, 12, 12, 12, 1])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                viewer_circuit_code: r.u32()?,
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                agent_pos: r.vec3()?,
-                agent_vel: r.vec3()?,
-                center: r.vec3()?,
-                size: r.vec3()?,
-                at_axis: r.vec3()?,
-                left_axis: r.vec3()?,
-                up_axis: r.vec3()?,
-                changed_grid: r.bool()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 8)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 28)),
+                agent_pos: codec::vec3_at(b0, 44),
+                agent_vel: codec::vec3_at(b0, 56),
+                center: codec::vec3_at(b0, 68),
+                size: codec::vec3_at(b0, 80),
+                at_axis: codec::vec3_at(b0, 92),
+                left_axis: codec::vec3_at(b0, 104),
+                up_axis: codec::vec3_at(b0, 116),
+                changed_grid: b0[128] != 0,
             })
         }
 
@@ -4480,7 +4571,7 @@ impl MessageType for ChildAgentPositionUpdate {
 pub mod atomic_pass_object {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TaskData` block of `AtomicPassObject`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -4498,9 +4589,10 @@ pub mod atomic_pass_object {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                task_id: r.uuid()?,
-                attachment_needs_save: r.bool()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                attachment_needs_save: b0[16] != 0,
             })
         }
 
@@ -4581,7 +4673,10 @@ pub mod generic_streaming_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { method: r.u16()? })
+            let b0 = r.fixed_run::<2>(&[2])?;
+            Ok(Self {
+                method: u16::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4610,7 +4705,8 @@ pub mod generic_streaming_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.var2()? })
+            let v_data = r.var2()?;
+            Ok(Self { data: v_data })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4715,14 +4811,15 @@ pub mod sound_trigger {
         pub const MIN_SIZE: usize = 88;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<88>(&[16, 16, 16, 16, 8, 12, 4])?;
             Ok(Self {
-                sound_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                object_id: r.uuid()?,
-                parent_id: r.uuid()?,
-                handle: r.u64()?,
-                position: r.vec3()?,
-                gain: r.f32()?,
+                sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                handle: u64::from_le_bytes(codec::at(b0, 64)),
+                position: codec::vec3_at(b0, 72),
+                gain: f32::from_le_bytes(codec::at(b0, 84)),
             })
         }
 
@@ -4796,7 +4893,7 @@ impl MessageType for SoundTrigger {
 pub mod object_animation {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Sender` block of `ObjectAnimation`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -4810,7 +4907,10 @@ pub mod object_animation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4841,9 +4941,10 @@ pub mod object_animation {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                anim_id: r.uuid()?,
-                anim_sequence_id: r.i32()?,
+                anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                anim_sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 

@@ -10,7 +10,7 @@ use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
 pub mod test_message {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TestBlock1` block of `TestMessage`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,7 +24,10 @@ pub mod test_message {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { test1: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                test1: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57,10 +60,11 @@ pub mod test_message {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                test0: r.u32()?,
-                test1: r.u32()?,
-                test2: r.u32()?,
+                test0: u32::from_le_bytes(codec::at(b0, 0)),
+                test1: u32::from_le_bytes(codec::at(b0, 4)),
+                test2: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -142,7 +146,7 @@ impl MessageType for TestMessage {
 pub mod add_circuit_code {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `CircuitCode` block of `AddCircuitCode`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -162,10 +166,11 @@ pub mod add_circuit_code {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[4, 16, 16])?;
             Ok(Self {
-                code: r.u32()?,
-                session_id: r.uuid()?,
-                agent_id: r.uuid()?,
+                code: u32::from_le_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -234,7 +239,7 @@ impl MessageType for AddCircuitCode {
 pub mod use_circuit_code {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `CircuitCode` block of `UseCircuitCode`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -254,10 +259,11 @@ pub mod use_circuit_code {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[4, 16, 16])?;
             Ok(Self {
-                code: r.u32()?,
-                session_id: r.uuid()?,
-                id: r.uuid()?,
+                code: u32::from_le_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -344,9 +350,10 @@ pub mod avatar_texture_update {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                textures_changed: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                textures_changed: b0[16] != 0,
             })
         }
 
@@ -382,10 +389,12 @@ pub mod avatar_texture_update {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
+            let v_host_name = r.var1()?;
             Ok(Self {
-                cache_id: r.uuid()?,
-                texture_index: r.u8()?,
-                host_name: r.var1()?,
+                cache_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                texture_index: b0[16],
+                host_name: v_host_name,
             })
         }
 
@@ -419,8 +428,9 @@ pub mod avatar_texture_update {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                texture_id: r.uuid()?,
+                texture_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -526,7 +536,7 @@ impl MessageType for AvatarTextureUpdate {
 pub mod simulator_map_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `MapData` block of `SimulatorMapUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -540,7 +550,10 @@ pub mod simulator_map_update {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { flags: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -603,7 +616,7 @@ impl MessageType for SimulatorMapUpdate {
 pub mod simulator_set_map {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `MapData` block of `SimulatorSetMap`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -621,10 +634,11 @@ pub mod simulator_set_map {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[8, 4, 16])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                type_: r.i32()?,
-                map_image: r.uuid()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                type_: i32::from_le_bytes(codec::at(b0, 8)),
+                map_image: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -779,13 +793,15 @@ pub mod simulator_ready {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<29>(&[1, 4, 16, 4, 4])?;
             Ok(Self {
-                sim_name: r.var1()?,
-                sim_access: r.u8()?,
-                region_flags: r.u32()?,
-                region_id: r.uuid()?,
-                estate_id: r.u32()?,
-                parent_estate_id: r.u32()?,
+                sim_name: v_sim_name,
+                sim_access: b0[0],
+                region_flags: u32::from_le_bytes(codec::at(b0, 1)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 5)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 21)),
+                parent_estate_id: u32::from_le_bytes(codec::at(b0, 25)),
             })
         }
 
@@ -827,9 +843,10 @@ pub mod simulator_ready {
         pub const MIN_SIZE: usize = 13;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<13>(&[1, 12])?;
             Ok(Self {
-                has_telehub: r.bool()?,
-                telehub_pos: r.vec3()?,
+                has_telehub: b0[0] != 0,
+                telehub_pos: codec::vec3_at(b0, 1),
             })
         }
 
@@ -927,11 +944,14 @@ pub mod telehub_info {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_object_name = r.var1()?;
+            let b1 = r.fixed_run::<24>(&[12, 12])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                object_name: r.var1()?,
-                telehub_pos: r.vec3()?,
-                telehub_rot: r.quat()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_name: v_object_name,
+                telehub_pos: codec::vec3_at(b1, 0),
+                telehub_rot: codec::quat_at(b1, 12),
             })
         }
 
@@ -969,8 +989,9 @@ pub mod telehub_info {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[12])?;
             Ok(Self {
-                spawn_point_pos: r.vec3()?,
+                spawn_point_pos: codec::vec3_at(b0, 0),
             })
         }
 
@@ -1086,11 +1107,12 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 14;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<14>(&[2, 4, 4, 4])?;
             Ok(Self {
-                port: r.ipport()?,
-                simulator_ip: r.ipaddr()?,
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
+                port: u16::from_be_bytes(codec::at(b0, 0)),
+                simulator_ip: codec::ipaddr_at(b0, 2),
+                grid_x: u32::from_le_bytes(codec::at(b0, 6)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 10)),
             })
         }
 
@@ -1137,9 +1159,10 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[4, 2])?;
             Ok(Self {
-                ip: r.ipaddr()?,
-                port: r.ipport()?,
+                ip: codec::ipaddr_at(b0, 0),
+                port: u16::from_be_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -1181,13 +1204,15 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<29>(&[1, 4, 16, 4, 4])?;
             Ok(Self {
-                sim_name: r.var1()?,
-                sim_access: r.u8()?,
-                region_flags: r.u32()?,
-                region_id: r.uuid()?,
-                estate_id: r.u32()?,
-                parent_estate_id: r.u32()?,
+                sim_name: v_sim_name,
+                sim_access: b0[0],
+                region_flags: u32::from_le_bytes(codec::at(b0, 1)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 5)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 21)),
+                parent_estate_id: u32::from_le_bytes(codec::at(b0, 25)),
             })
         }
 
@@ -1229,9 +1254,10 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 13;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<13>(&[1, 12])?;
             Ok(Self {
-                has_telehub: r.bool()?,
-                telehub_pos: r.vec3()?,
+                has_telehub: b0[0] != 0,
+                telehub_pos: codec::vec3_at(b0, 1),
             })
         }
 
@@ -1342,7 +1368,7 @@ impl MessageType for SimulatorPresentAtLocation {
 pub mod simulator_load {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `SimulatorLoad` block of `SimulatorLoad`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1360,10 +1386,11 @@ pub mod simulator_load {
         pub const MIN_SIZE: usize = 9;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[4, 4, 1])?;
             Ok(Self {
-                time_dilation: r.f32()?,
-                agent_count: r.i32()?,
-                can_accept_agents: r.bool()?,
+                time_dilation: f32::from_le_bytes(codec::at(b0, 0)),
+                agent_count: i32::from_le_bytes(codec::at(b0, 4)),
+                can_accept_agents: b0[8] != 0,
             })
         }
 
@@ -1401,10 +1428,11 @@ pub mod simulator_load {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[4, 1, 1])?;
             Ok(Self {
-                circuit_code: r.u32()?,
-                x: r.u8()?,
-                y: r.u8()?,
+                circuit_code: u32::from_le_bytes(codec::at(b0, 0)),
+                x: b0[4],
+                y: b0[5],
             })
         }
 
@@ -1522,7 +1550,7 @@ impl MessageType for SimulatorShutdownRequest {
 pub mod region_presence_request_by_region_id {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `RegionPresenceRequestByRegionID`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1536,8 +1564,9 @@ pub mod region_presence_request_by_region_id {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                region_id: r.uuid()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -1611,7 +1640,7 @@ impl MessageType for RegionPresenceRequestByRegionId {
 pub mod region_presence_request_by_handle {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `RegionPresenceRequestByHandle`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1625,8 +1654,9 @@ pub mod region_presence_request_by_handle {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -1740,14 +1770,16 @@ pub mod region_presence_response {
         pub const MIN_SIZE: usize = 43;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<42>(&[16, 8, 4, 4, 2, 8])?;
+            let v_message = r.var1()?;
             Ok(Self {
-                region_id: r.uuid()?,
-                region_handle: r.u64()?,
-                internal_region_ip: r.ipaddr()?,
-                external_region_ip: r.ipaddr()?,
-                region_port: r.ipport()?,
-                valid_until: r.f64()?,
-                message: r.var1()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 16)),
+                internal_region_ip: codec::ipaddr_at(b0, 24),
+                external_region_ip: codec::ipaddr_at(b0, 28),
+                region_port: u16::from_be_bytes(codec::at(b0, 32)),
+                valid_until: f64::from_le_bytes(codec::at(b0, 34)),
+                message: v_message,
             })
         }
 
@@ -1859,11 +1891,14 @@ pub mod update_simulator {
         pub const MIN_SIZE: usize = 22;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_sim_name = r.var1()?;
+            let b1 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                region_id: r.uuid()?,
-                sim_name: r.var1()?,
-                estate_id: r.u32()?,
-                sim_access: r.u8()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                sim_name: v_sim_name,
+                estate_id: u32::from_le_bytes(codec::at(b1, 0)),
+                sim_access: b1[4],
             })
         }
 
@@ -1959,15 +1994,18 @@ pub mod log_dwell_time {
         pub const MIN_SIZE: usize = 47;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
+            let v_sim_name = r.var1()?;
+            let b1 = r.fixed_run::<10>(&[4, 4, 1, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                duration: r.f32()?,
-                sim_name: r.var1()?,
-                region_x: r.u32()?,
-                region_y: r.u32()?,
-                avg_agents_in_view: r.u8()?,
-                avg_viewer_fps: r.u8()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                duration: f32::from_le_bytes(codec::at(b0, 32)),
+                sim_name: v_sim_name,
+                region_x: u32::from_le_bytes(codec::at(b1, 0)),
+                region_y: u32::from_le_bytes(codec::at(b1, 4)),
+                avg_agents_in_view: b1[8],
+                avg_viewer_fps: b1[9],
             })
         }
 
@@ -2061,10 +2099,12 @@ pub mod feature_disabled {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_error_message = r.var1()?;
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                error_message: r.var1()?,
-                agent_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                error_message: v_error_message,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -2130,7 +2170,7 @@ impl MessageType for FeatureDisabled {
 pub mod log_failed_money_transaction {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TransactionData` block of `LogFailedMoneyTransaction`.
     #[derive(Debug, Clone, PartialEq)]
@@ -2190,18 +2230,19 @@ pub mod log_failed_money_transaction {
         pub const MIN_SIZE: usize = 74;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<74>(&[16, 4, 4, 16, 16, 1, 4, 4, 4, 4, 1])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                transaction_time: r.u32()?,
-                transaction_type: r.i32()?,
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
-                flags: r.u8()?,
-                amount: r.i32()?,
-                simulator_ip: r.ipaddr()?,
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
-                failure_type: r.u8()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_time: u32::from_le_bytes(codec::at(b0, 16)),
+                transaction_type: i32::from_le_bytes(codec::at(b0, 20)),
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 24)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 40)),
+                flags: b0[56],
+                amount: i32::from_le_bytes(codec::at(b0, 57)),
+                simulator_ip: codec::ipaddr_at(b0, 61),
+                grid_x: u32::from_le_bytes(codec::at(b0, 65)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 69)),
+                failure_type: b0[73],
             })
         }
 
@@ -2331,24 +2372,30 @@ pub mod user_report_internal {
         pub const MIN_SIZE: usize = 175;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<154>(&[1, 1, 16, 12, 12, 16, 16, 16, 16, 16, 16, 16])?;
+            let v_abuse_region_name = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_summary = r.var1()?;
+            let v_details = r.var2()?;
+            let v_version_string = r.var1()?;
             Ok(Self {
-                report_type: r.u8()?,
-                category: r.u8()?,
-                reporter_id: r.uuid()?,
-                viewer_position: r.vec3()?,
-                agent_position: r.vec3()?,
-                screenshot_id: r.uuid()?,
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                last_owner_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                region_id: r.uuid()?,
-                abuser_id: r.uuid()?,
-                abuse_region_name: r.var1()?,
-                abuse_region_id: r.uuid()?,
-                summary: r.var1()?,
-                details: r.var2()?,
-                version_string: r.var1()?,
+                report_type: b0[0],
+                category: b0[1],
+                reporter_id: ::uuid::Uuid::from_bytes(codec::at(b0, 2)),
+                viewer_position: codec::vec3_at(b0, 18),
+                agent_position: codec::vec3_at(b0, 30),
+                screenshot_id: ::uuid::Uuid::from_bytes(codec::at(b0, 42)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 58)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 74)),
+                last_owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 90)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 106)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 122)),
+                abuser_id: ::uuid::Uuid::from_bytes(codec::at(b0, 138)),
+                abuse_region_name: v_abuse_region_name,
+                abuse_region_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                summary: v_summary,
+                details: v_details,
+                version_string: v_version_string,
             })
         }
 
@@ -2483,15 +2530,19 @@ pub mod set_sim_status_in_database {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_host_name = r.var1()?;
+            let b1 = r.fixed_run::<20>(&[4, 4, 4, 4, 4])?;
+            let v_status = r.var1()?;
             Ok(Self {
-                region_id: r.uuid()?,
-                host_name: r.var1()?,
-                x: r.i32()?,
-                y: r.i32()?,
-                pid: r.i32()?,
-                agent_count: r.i32()?,
-                time_to_live: r.i32()?,
-                status: r.var1()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                host_name: v_host_name,
+                x: i32::from_le_bytes(codec::at(b1, 0)),
+                y: i32::from_le_bytes(codec::at(b1, 4)),
+                pid: i32::from_le_bytes(codec::at(b1, 8)),
+                agent_count: i32::from_le_bytes(codec::at(b1, 12)),
+                time_to_live: i32::from_le_bytes(codec::at(b1, 16)),
+                status: v_status,
             })
         }
 
@@ -2600,15 +2651,19 @@ pub mod set_sim_presence_in_database {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_host_name = r.var1()?;
+            let b1 = r.fixed_run::<20>(&[4, 4, 4, 4, 4])?;
+            let v_status = r.var1()?;
             Ok(Self {
-                region_id: r.uuid()?,
-                host_name: r.var1()?,
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
-                pid: r.i32()?,
-                agent_count: r.i32()?,
-                time_to_live: r.i32()?,
-                status: r.var1()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                host_name: v_host_name,
+                grid_x: u32::from_le_bytes(codec::at(b1, 0)),
+                grid_y: u32::from_le_bytes(codec::at(b1, 4)),
+                pid: i32::from_le_bytes(codec::at(b1, 8)),
+                agent_count: i32::from_le_bytes(codec::at(b1, 12)),
+                time_to_live: i32::from_le_bytes(codec::at(b1, 16)),
+                status: v_status,
             })
         }
 
@@ -2716,7 +2771,7 @@ impl MessageType for EconomyDataRequest {
 pub mod economy_data {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `EconomyData`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2762,24 +2817,25 @@ pub mod economy_data {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<68>(&[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])?;
             Ok(Self {
-                object_capacity: r.i32()?,
-                object_count: r.i32()?,
-                price_energy_unit: r.i32()?,
-                price_object_claim: r.i32()?,
-                price_public_object_decay: r.i32()?,
-                price_public_object_delete: r.i32()?,
-                price_parcel_claim: r.i32()?,
-                price_parcel_claim_factor: r.f32()?,
-                price_upload: r.i32()?,
-                price_rent_light: r.i32()?,
-                teleport_min_price: r.i32()?,
-                teleport_price_exponent: r.f32()?,
-                energy_efficiency: r.f32()?,
-                price_object_rent: r.f32()?,
-                price_object_scale_factor: r.f32()?,
-                price_parcel_rent: r.i32()?,
-                price_group_create: r.i32()?,
+                object_capacity: i32::from_le_bytes(codec::at(b0, 0)),
+                object_count: i32::from_le_bytes(codec::at(b0, 4)),
+                price_energy_unit: i32::from_le_bytes(codec::at(b0, 8)),
+                price_object_claim: i32::from_le_bytes(codec::at(b0, 12)),
+                price_public_object_decay: i32::from_le_bytes(codec::at(b0, 16)),
+                price_public_object_delete: i32::from_le_bytes(codec::at(b0, 20)),
+                price_parcel_claim: i32::from_le_bytes(codec::at(b0, 24)),
+                price_parcel_claim_factor: f32::from_le_bytes(codec::at(b0, 28)),
+                price_upload: i32::from_le_bytes(codec::at(b0, 32)),
+                price_rent_light: i32::from_le_bytes(codec::at(b0, 36)),
+                teleport_min_price: i32::from_le_bytes(codec::at(b0, 40)),
+                teleport_price_exponent: f32::from_le_bytes(codec::at(b0, 44)),
+                energy_efficiency: f32::from_le_bytes(codec::at(b0, 48)),
+                price_object_rent: f32::from_le_bytes(codec::at(b0, 52)),
+                price_object_scale_factor: f32::from_le_bytes(codec::at(b0, 56)),
+                price_parcel_rent: i32::from_le_bytes(codec::at(b0, 60)),
+                price_group_create: i32::from_le_bytes(codec::at(b0, 64)),
             })
         }
 
@@ -2906,10 +2962,11 @@ pub mod avatar_picker_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                query_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -2943,7 +3000,8 @@ pub mod avatar_picker_request {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { name: r.var1()? })
+            let v_name = r.var1()?;
+            Ok(Self { name: v_name })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3034,11 +3092,12 @@ pub mod avatar_picker_request_backend {
         pub const MIN_SIZE: usize = 49;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<49>(&[16, 16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                query_id: r.uuid()?,
-                god_level: r.u8()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                god_level: b0[48],
             })
         }
 
@@ -3074,7 +3133,8 @@ pub mod avatar_picker_request_backend {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { name: r.var1()? })
+            let v_name = r.var1()?;
+            Ok(Self { name: v_name })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3158,9 +3218,10 @@ pub mod avatar_picker_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                query_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -3196,10 +3257,13 @@ pub mod avatar_picker_reply {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_first_name = r.var1()?;
+            let v_last_name = r.var1()?;
             Ok(Self {
-                avatar_id: r.uuid()?,
-                first_name: r.var1()?,
-                last_name: r.var1()?,
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                first_name: v_first_name,
+                last_name: v_last_name,
             })
         }
 
@@ -3300,10 +3364,11 @@ pub mod places_query {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                query_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -3337,8 +3402,9 @@ pub mod places_query {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -3374,11 +3440,14 @@ pub mod places_query {
         pub const MIN_SIZE: usize = 7;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_query_text = r.var1()?;
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
+            let v_sim_name = r.var1()?;
             Ok(Self {
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                category: r.i8()?,
-                sim_name: r.var1()?,
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                category: i8::from_le_bytes([b0[4]]),
+                sim_name: v_sim_name,
             })
         }
 
@@ -3480,9 +3549,10 @@ pub mod places_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                query_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -3514,8 +3584,9 @@ pub mod places_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -3575,20 +3646,26 @@ pub mod places_reply {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var1()?;
+            let b1 = r.fixed_run::<21>(&[4, 4, 1, 4, 4, 4])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                owner_id: r.uuid()?,
-                name: r.var1()?,
-                desc: r.var1()?,
-                actual_area: r.i32()?,
-                billable_area: r.i32()?,
-                flags: r.u8()?,
-                global_x: r.f32()?,
-                global_y: r.f32()?,
-                global_z: r.f32()?,
-                sim_name: r.var1()?,
-                snapshot_id: r.uuid()?,
-                dwell: r.f32()?,
-                price: r.i32()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                desc: v_desc,
+                actual_area: i32::from_le_bytes(codec::at(b1, 0)),
+                billable_area: i32::from_le_bytes(codec::at(b1, 4)),
+                flags: b1[8],
+                global_x: f32::from_le_bytes(codec::at(b1, 9)),
+                global_y: f32::from_le_bytes(codec::at(b1, 13)),
+                global_z: f32::from_le_bytes(codec::at(b1, 17)),
+                sim_name: v_sim_name,
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b2, 0)),
+                dwell: f32::from_le_bytes(codec::at(b2, 16)),
+                price: i32::from_le_bytes(codec::at(b2, 20)),
             })
         }
 
@@ -3723,9 +3800,10 @@ pub mod dir_find_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -3765,11 +3843,14 @@ pub mod dir_find_query {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                query_start: i32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -3859,8 +3940,9 @@ pub mod dir_find_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -3902,13 +3984,16 @@ pub mod dir_find_query_backend {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<13>(&[4, 4, 4, 1])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                query_start: r.i32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                query_start: i32::from_le_bytes(codec::at(b1, 4)),
+                estate_id: u32::from_le_bytes(codec::at(b1, 8)),
+                godlike: b1[12] != 0,
             })
         }
 
@@ -4004,9 +4089,10 @@ pub mod dir_places_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -4048,13 +4134,18 @@ pub mod dir_places_query {
         pub const MIN_SIZE: usize = 27;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<5>(&[4, 1])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                category: r.i8()?,
-                sim_name: r.var1()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                category: i8::from_le_bytes([b1[4]]),
+                sim_name: v_sim_name,
+                query_start: i32::from_le_bytes(codec::at(b2, 0)),
             })
         }
 
@@ -4148,8 +4239,9 @@ pub mod dir_places_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4193,15 +4285,20 @@ pub mod dir_places_query_backend {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<5>(&[4, 1])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<9>(&[4, 1, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                category: r.i8()?,
-                sim_name: r.var1()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                category: i8::from_le_bytes([b1[4]]),
+                sim_name: v_sim_name,
+                estate_id: u32::from_le_bytes(codec::at(b2, 0)),
+                godlike: b2[4] != 0,
+                query_start: i32::from_le_bytes(codec::at(b2, 5)),
             })
         }
 
@@ -4299,8 +4396,9 @@ pub mod dir_places_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4330,8 +4428,9 @@ pub mod dir_places_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4369,12 +4468,15 @@ pub mod dir_places_reply {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<6>(&[1, 1, 4])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                name: r.var1()?,
-                for_sale: r.bool()?,
-                auction: r.bool()?,
-                dwell: r.f32()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                for_sale: b1[0] != 0,
+                auction: b1[1] != 0,
+                dwell: f32::from_le_bytes(codec::at(b1, 2)),
             })
         }
 
@@ -4412,7 +4514,10 @@ pub mod dir_places_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { status: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                status: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4553,8 +4658,9 @@ pub mod dir_people_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4584,8 +4690,9 @@ pub mod dir_people_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4625,13 +4732,18 @@ pub mod dir_people_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_first_name = r.var1()?;
+            let v_last_name = r.var1()?;
+            let v_group = r.var1()?;
+            let b1 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                first_name: r.var1()?,
-                last_name: r.var1()?,
-                group: r.var1()?,
-                online: r.bool()?,
-                reputation: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                first_name: v_first_name,
+                last_name: v_last_name,
+                group: v_group,
+                online: b1[0] != 0,
+                reputation: i32::from_le_bytes(codec::at(b1, 1)),
             })
         }
 
@@ -4746,8 +4858,9 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4777,8 +4890,9 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -4818,13 +4932,18 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
+            let v_date = r.var1()?;
+            let b2 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                owner_id: r.uuid()?,
-                name: r.var1()?,
-                event_id: r.u32()?,
-                date: r.var1()?,
-                unix_time: r.u32()?,
-                event_flags: r.u32()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                event_id: u32::from_le_bytes(codec::at(b1, 0)),
+                date: v_date,
+                unix_time: u32::from_le_bytes(codec::at(b2, 0)),
+                event_flags: u32::from_le_bytes(codec::at(b2, 4)),
             })
         }
 
@@ -4864,7 +4983,10 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { status: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                status: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4989,8 +5111,9 @@ pub mod dir_groups_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5020,8 +5143,9 @@ pub mod dir_groups_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5059,11 +5183,14 @@ pub mod dir_groups_reply {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_group_name = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                group_name: r.var1()?,
-                members: r.i32()?,
-                search_order: r.f32()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_name: v_group_name,
+                members: i32::from_le_bytes(codec::at(b1, 0)),
+                search_order: f32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -5178,9 +5305,10 @@ pub mod dir_classified_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -5220,12 +5348,15 @@ pub mod dir_classified_query {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                category: r.u32()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                category: u32::from_le_bytes(codec::at(b1, 4)),
+                query_start: i32::from_le_bytes(codec::at(b1, 8)),
             })
         }
 
@@ -5317,8 +5448,9 @@ pub mod dir_classified_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5360,14 +5492,17 @@ pub mod dir_classified_query_backend {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<17>(&[4, 4, 4, 1, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                category: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                category: u32::from_le_bytes(codec::at(b1, 4)),
+                estate_id: u32::from_le_bytes(codec::at(b1, 8)),
+                godlike: b1[12] != 0,
+                query_start: i32::from_le_bytes(codec::at(b1, 13)),
             })
         }
 
@@ -5463,8 +5598,9 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5494,8 +5630,9 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5535,13 +5672,16 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<13>(&[1, 4, 4, 4])?;
             Ok(Self {
-                classified_id: r.uuid()?,
-                name: r.var1()?,
-                classified_flags: r.u8()?,
-                creation_date: r.u32()?,
-                expiration_date: r.u32()?,
-                price_for_listing: r.i32()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                classified_flags: b1[0],
+                creation_date: u32::from_le_bytes(codec::at(b1, 1)),
+                expiration_date: u32::from_le_bytes(codec::at(b1, 5)),
+                price_for_listing: i32::from_le_bytes(codec::at(b1, 9)),
             })
         }
 
@@ -5581,7 +5721,10 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { status: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                status: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5709,9 +5852,10 @@ pub mod avatar_classified_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                target_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -5745,9 +5889,11 @@ pub mod avatar_classified_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                classified_id: r.uuid()?,
-                name: r.var1()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
             })
         }
 
@@ -5830,7 +5976,7 @@ impl MessageType for AvatarClassifiedReply {
 pub mod classified_info_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ClassifiedInfoRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -5846,9 +5992,10 @@ pub mod classified_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -5880,8 +6027,9 @@ pub mod classified_info_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                classified_id: r.uuid()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -5967,8 +6115,9 @@ pub mod classified_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -6026,22 +6175,30 @@ pub mod classified_info_reply {
         pub const MIN_SIZE: usize = 114;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<44>(&[16, 16, 4, 4, 4])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var2()?;
+            let b1 = r.fixed_run::<36>(&[16, 4, 16])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<24>(&[24])?;
+            let v_parcel_name = r.var1()?;
+            let b3 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                classified_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                creation_date: r.u32()?,
-                expiration_date: r.u32()?,
-                category: r.u32()?,
-                name: r.var1()?,
-                desc: r.var2()?,
-                parcel_id: r.uuid()?,
-                parent_estate: r.u32()?,
-                snapshot_id: r.uuid()?,
-                sim_name: r.var1()?,
-                pos_global: r.dvec3()?,
-                parcel_name: r.var1()?,
-                classified_flags: r.u8()?,
-                price_for_listing: r.i32()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creation_date: u32::from_le_bytes(codec::at(b0, 32)),
+                expiration_date: u32::from_le_bytes(codec::at(b0, 36)),
+                category: u32::from_le_bytes(codec::at(b0, 40)),
+                name: v_name,
+                desc: v_desc,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                parent_estate: u32::from_le_bytes(codec::at(b1, 16)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 20)),
+                sim_name: v_sim_name,
+                pos_global: codec::dvec3_at(b2, 0),
+                parcel_name: v_parcel_name,
+                classified_flags: b3[0],
+                price_for_listing: i32::from_le_bytes(codec::at(b3, 1)),
             })
         }
 
@@ -6164,9 +6321,10 @@ pub mod classified_info_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -6216,17 +6374,21 @@ pub mod classified_info_update {
         pub const MIN_SIZE: usize = 88;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var2()?;
+            let b1 = r.fixed_run::<65>(&[16, 4, 16, 24, 1, 4])?;
             Ok(Self {
-                classified_id: r.uuid()?,
-                category: r.u32()?,
-                name: r.var1()?,
-                desc: r.var2()?,
-                parcel_id: r.uuid()?,
-                parent_estate: r.u32()?,
-                snapshot_id: r.uuid()?,
-                pos_global: r.dvec3()?,
-                classified_flags: r.u8()?,
-                price_for_listing: r.i32()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                category: u32::from_le_bytes(codec::at(b0, 16)),
+                name: v_name,
+                desc: v_desc,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                parent_estate: u32::from_le_bytes(codec::at(b1, 16)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 20)),
+                pos_global: codec::dvec3_at(b1, 36),
+                classified_flags: b1[60],
+                price_for_listing: i32::from_le_bytes(codec::at(b1, 61)),
             })
         }
 
@@ -6317,7 +6479,7 @@ impl MessageType for ClassifiedInfoUpdate {
 pub mod classified_delete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ClassifiedDelete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -6333,9 +6495,10 @@ pub mod classified_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -6367,8 +6530,9 @@ pub mod classified_delete {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                classified_id: r.uuid()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -6440,7 +6604,7 @@ impl MessageType for ClassifiedDelete {
 pub mod classified_god_delete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ClassifiedGodDelete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -6456,9 +6620,10 @@ pub mod classified_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -6492,9 +6657,10 @@ pub mod classified_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                classified_id: r.uuid()?,
-                query_id: r.uuid()?,
+                classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -6570,7 +6736,7 @@ impl MessageType for ClassifiedGodDelete {
 pub mod dir_land_query {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DirLandQuery`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -6586,9 +6752,10 @@ pub mod dir_land_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -6630,13 +6797,14 @@ pub mod dir_land_query {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 4, 4, 4, 4, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_flags: r.u32()?,
-                search_type: r.u32()?,
-                price: r.i32()?,
-                area: r.i32()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_flags: u32::from_le_bytes(codec::at(b0, 16)),
+                search_type: u32::from_le_bytes(codec::at(b0, 20)),
+                price: i32::from_le_bytes(codec::at(b0, 24)),
+                area: i32::from_le_bytes(codec::at(b0, 28)),
+                query_start: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -6717,7 +6885,7 @@ impl MessageType for DirLandQuery {
 pub mod dir_land_query_backend {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DirLandQueryBackend`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -6731,8 +6899,9 @@ pub mod dir_land_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -6776,15 +6945,16 @@ pub mod dir_land_query_backend {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 4, 4, 4, 4, 4, 4, 1])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_flags: r.u32()?,
-                search_type: r.u32()?,
-                price: r.i32()?,
-                area: r.i32()?,
-                query_start: r.i32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_flags: u32::from_le_bytes(codec::at(b0, 16)),
+                search_type: u32::from_le_bytes(codec::at(b0, 20)),
+                price: i32::from_le_bytes(codec::at(b0, 24)),
+                area: i32::from_le_bytes(codec::at(b0, 28)),
+                query_start: i32::from_le_bytes(codec::at(b0, 32)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 36)),
+                godlike: b0[40] != 0,
             })
         }
 
@@ -6882,8 +7052,9 @@ pub mod dir_land_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -6913,8 +7084,9 @@ pub mod dir_land_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -6954,13 +7126,16 @@ pub mod dir_land_reply {
         pub const MIN_SIZE: usize = 27;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<10>(&[1, 1, 4, 4])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                name: r.var1()?,
-                auction: r.bool()?,
-                for_sale: r.bool()?,
-                sale_price: r.i32()?,
-                actual_area: r.i32()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                auction: b1[0] != 0,
+                for_sale: b1[1] != 0,
+                sale_price: i32::from_le_bytes(codec::at(b1, 2)),
+                actual_area: i32::from_le_bytes(codec::at(b1, 6)),
             })
         }
 
@@ -7063,7 +7238,7 @@ impl MessageType for DirLandReply {
 pub mod dir_popular_query {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DirPopularQuery`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -7079,9 +7254,10 @@ pub mod dir_popular_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -7115,9 +7291,10 @@ pub mod dir_popular_query {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_flags: r.u32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -7190,7 +7367,7 @@ impl MessageType for DirPopularQuery {
 pub mod dir_popular_query_backend {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DirPopularQueryBackend`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -7204,8 +7381,9 @@ pub mod dir_popular_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -7241,11 +7419,12 @@ pub mod dir_popular_query_backend {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<25>(&[16, 4, 4, 1])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_flags: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_flags: u32::from_le_bytes(codec::at(b0, 16)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 20)),
+                godlike: b0[24] != 0,
             })
         }
 
@@ -7336,8 +7515,9 @@ pub mod dir_popular_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -7367,8 +7547,9 @@ pub mod dir_popular_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -7402,10 +7583,13 @@ pub mod dir_popular_reply {
         pub const MIN_SIZE: usize = 21;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                name: r.var1()?,
-                dwell: r.f32()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                dwell: f32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -7502,7 +7686,7 @@ impl MessageType for DirPopularReply {
 pub mod parcel_info_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelInfoRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -7518,9 +7702,10 @@ pub mod parcel_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -7552,8 +7737,9 @@ pub mod parcel_info_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -7638,8 +7824,9 @@ pub mod parcel_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -7703,22 +7890,28 @@ pub mod parcel_info_reply {
         pub const MIN_SIZE: usize = 84;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var1()?;
+            let b1 = r.fixed_run::<21>(&[4, 4, 1, 4, 4, 4])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                name: r.var1()?,
-                desc: r.var1()?,
-                actual_area: r.i32()?,
-                billable_area: r.i32()?,
-                flags: r.u8()?,
-                global_x: r.f32()?,
-                global_y: r.f32()?,
-                global_z: r.f32()?,
-                sim_name: r.var1()?,
-                snapshot_id: r.uuid()?,
-                dwell: r.f32()?,
-                sale_price: r.i32()?,
-                auction_id: r.i32()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                name: v_name,
+                desc: v_desc,
+                actual_area: i32::from_le_bytes(codec::at(b1, 0)),
+                billable_area: i32::from_le_bytes(codec::at(b1, 4)),
+                flags: b1[8],
+                global_x: f32::from_le_bytes(codec::at(b1, 9)),
+                global_y: f32::from_le_bytes(codec::at(b1, 13)),
+                global_z: f32::from_le_bytes(codec::at(b1, 17)),
+                sim_name: v_sim_name,
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b2, 0)),
+                dwell: f32::from_le_bytes(codec::at(b2, 16)),
+                sale_price: i32::from_le_bytes(codec::at(b2, 20)),
+                auction_id: i32::from_le_bytes(codec::at(b2, 24)),
             })
         }
 
@@ -7817,7 +8010,7 @@ impl MessageType for ParcelInfoReply {
 pub mod parcel_object_owners_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelObjectOwnersRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -7833,9 +8026,10 @@ pub mod parcel_object_owners_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -7867,7 +8061,10 @@ pub mod parcel_object_owners_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7937,7 +8134,7 @@ impl MessageType for ParcelObjectOwnersRequest {
 pub mod parcel_object_owners_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `ParcelObjectOwnersReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -7957,11 +8154,12 @@ pub mod parcel_object_owners_reply {
         pub const MIN_SIZE: usize = 22;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<22>(&[16, 1, 4, 1])?;
             Ok(Self {
-                owner_id: r.uuid()?,
-                is_group_owned: r.bool()?,
-                count: r.i32()?,
-                online_status: r.bool()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                is_group_owned: b0[16] != 0,
+                count: i32::from_le_bytes(codec::at(b0, 17)),
+                online_status: b0[21] != 0,
             })
         }
 
@@ -8039,7 +8237,7 @@ impl MessageType for ParcelObjectOwnersReply {
 pub mod group_notices_list_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupNoticesListRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -8055,9 +8253,10 @@ pub mod group_notices_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -8089,8 +8288,9 @@ pub mod group_notices_list_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -8177,9 +8377,10 @@ pub mod group_notices_list_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -8221,13 +8422,17 @@ pub mod group_notices_list_reply {
         pub const MIN_SIZE: usize = 26;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
+            let v_from_name = r.var2()?;
+            let v_subject = r.var2()?;
+            let b1 = r.fixed_run::<2>(&[1, 1])?;
             Ok(Self {
-                notice_id: r.uuid()?,
-                timestamp: r.u32()?,
-                from_name: r.var2()?,
-                subject: r.var2()?,
-                has_attachment: r.bool()?,
-                asset_type: r.u8()?,
+                notice_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                timestamp: u32::from_le_bytes(codec::at(b0, 16)),
+                from_name: v_from_name,
+                subject: v_subject,
+                has_attachment: b1[0] != 0,
+                asset_type: b1[1],
             })
         }
 
@@ -8316,7 +8521,7 @@ impl MessageType for GroupNoticesListReply {
 pub mod group_notice_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupNoticeRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -8332,9 +8537,10 @@ pub mod group_notice_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -8366,8 +8572,9 @@ pub mod group_notice_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_notice_id: r.uuid()?,
+                group_notice_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -8453,8 +8660,9 @@ pub mod group_notice_add {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -8494,13 +8702,17 @@ pub mod group_notice_add {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_from_agent_name = r.var1()?;
+            let v_message = r.var2()?;
+            let v_binary_bucket = r.var2()?;
             Ok(Self {
-                to_group_id: r.uuid()?,
-                id: r.uuid()?,
-                dialog: r.u8()?,
-                from_agent_name: r.var1()?,
-                message: r.var2()?,
-                binary_bucket: r.var2()?,
+                to_group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                dialog: b0[32],
+                from_agent_name: v_from_agent_name,
+                message: v_message,
+                binary_bucket: v_binary_bucket,
             })
         }
 
@@ -8603,9 +8815,10 @@ pub mod teleport_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -8641,10 +8854,11 @@ pub mod teleport_request {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<40>(&[16, 12, 12])?;
             Ok(Self {
-                region_id: r.uuid()?,
-                position: r.vec3()?,
-                look_at: r.vec3()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                position: codec::vec3_at(b0, 16),
+                look_at: codec::vec3_at(b0, 28),
             })
         }
 
@@ -8734,9 +8948,10 @@ pub mod teleport_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -8772,10 +8987,11 @@ pub mod teleport_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[8, 12, 12])?;
             Ok(Self {
-                region_handle: r.u64()?,
-                position: r.vec3()?,
-                look_at: r.vec3()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
+                position: codec::vec3_at(b0, 8),
+                look_at: codec::vec3_at(b0, 20),
             })
         }
 
@@ -8873,12 +9089,13 @@ pub mod teleport_local {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 4, 12, 12, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                location_id: r.u32()?,
-                position: r.vec3()?,
-                look_at: r.vec3()?,
-                teleport_flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                location_id: u32::from_le_bytes(codec::at(b0, 16)),
+                position: codec::vec3_at(b0, 20),
+                look_at: codec::vec3_at(b0, 32),
+                teleport_flags: u32::from_le_bytes(codec::at(b0, 44)),
             })
         }
 
@@ -8950,7 +9167,7 @@ impl MessageType for TeleportLocal {
 pub mod teleport_landmark_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `TeleportLandmarkRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -8968,10 +9185,11 @@ pub mod teleport_landmark_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                landmark_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                landmark_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -9052,8 +9270,9 @@ pub mod teleport_progress {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -9087,9 +9306,11 @@ pub mod teleport_progress {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_message = r.var1()?;
             Ok(Self {
-                teleport_flags: r.u32()?,
-                message: r.var1()?,
+                teleport_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                message: v_message,
             })
         }
 
@@ -9161,7 +9382,7 @@ impl MessageType for TeleportProgress {
 pub mod data_home_location_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `DataHomeLocationRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -9177,9 +9398,10 @@ pub mod data_home_location_request {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                kicked_from_estate_id: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                kicked_from_estate_id: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -9214,8 +9436,9 @@ pub mod data_home_location_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                agent_effective_maturity: r.u32()?,
+                agent_effective_maturity: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -9310,11 +9533,12 @@ pub mod data_home_location_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 8, 12, 12])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                region_handle: r.u64()?,
-                position: r.vec3()?,
-                look_at: r.vec3()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 16)),
+                position: codec::vec3_at(b0, 24),
+                look_at: codec::vec3_at(b0, 36),
             })
         }
 
@@ -9428,15 +9652,18 @@ pub mod teleport_finish {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<34>(&[16, 4, 4, 2, 8])?;
+            let v_seed_capability = r.var2()?;
+            let b1 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                location_id: r.u32()?,
-                sim_ip: r.ipaddr()?,
-                sim_port: r.ipport()?,
-                region_handle: r.u64()?,
-                seed_capability: r.var2()?,
-                sim_access: r.u8()?,
-                teleport_flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                location_id: u32::from_le_bytes(codec::at(b0, 16)),
+                sim_ip: codec::ipaddr_at(b0, 20),
+                sim_port: u16::from_be_bytes(codec::at(b0, 24)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 26)),
+                seed_capability: v_seed_capability,
+                sim_access: b1[0],
+                teleport_flags: u32::from_le_bytes(codec::at(b1, 1)),
             })
         }
 
@@ -9533,9 +9760,10 @@ pub mod start_lure {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -9569,9 +9797,11 @@ pub mod start_lure {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
+            let v_message = r.var1()?;
             Ok(Self {
-                lure_type: r.u8()?,
-                message: r.var1()?,
+                lure_type: b0[0],
+                message: v_message,
             })
         }
 
@@ -9603,8 +9833,9 @@ pub mod start_lure {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                target_id: r.uuid()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -9702,7 +9933,7 @@ impl MessageType for StartLure {
 pub mod teleport_lure_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `TeleportLureRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -9722,11 +9953,12 @@ pub mod teleport_lure_request {
         pub const MIN_SIZE: usize = 52;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                lure_id: r.uuid()?,
-                teleport_flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                lure_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                teleport_flags: u32::from_le_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -9796,7 +10028,7 @@ impl MessageType for TeleportLureRequest {
 pub mod teleport_cancel {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `TeleportCancel`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -9812,9 +10044,10 @@ pub mod teleport_cancel {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -9879,7 +10112,7 @@ impl MessageType for TeleportCancel {
 pub mod teleport_start {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Info` block of `TeleportStart`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -9893,8 +10126,9 @@ pub mod teleport_start {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                teleport_flags: r.u32()?,
+                teleport_flags: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -9975,9 +10209,11 @@ pub mod teleport_failed {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_reason = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                reason: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                reason: v_reason,
             })
         }
 
@@ -10015,9 +10251,11 @@ pub mod teleport_failed {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_message = r.var1()?;
+            let v_extra_params = r.var1()?;
             Ok(Self {
-                message: r.var1()?,
-                extra_params: r.var1()?,
+                message: v_message,
+                extra_params: v_extra_params,
             })
         }
 
@@ -10103,7 +10341,7 @@ impl MessageType for TeleportFailed {
 pub mod undo {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `Undo`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10121,10 +10359,11 @@ pub mod undo {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10158,8 +10397,9 @@ pub mod undo {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -10239,7 +10479,7 @@ impl MessageType for Undo {
 pub mod redo {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `Redo`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10257,10 +10497,11 @@ pub mod redo {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10294,8 +10535,9 @@ pub mod redo {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -10375,7 +10617,7 @@ impl MessageType for Redo {
 pub mod undo_land {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `UndoLand`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10391,9 +10633,10 @@ pub mod undo_land {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -10457,7 +10700,7 @@ impl MessageType for UndoLand {
 pub mod agent_pause {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentPause`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10477,10 +10720,11 @@ pub mod agent_pause {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10546,7 +10790,7 @@ impl MessageType for AgentPause {
 pub mod agent_resume {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentResume`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10566,10 +10810,11 @@ pub mod agent_resume {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10651,9 +10896,10 @@ pub mod chat_from_viewer {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -10689,10 +10935,12 @@ pub mod chat_from_viewer {
         pub const MIN_SIZE: usize = 7;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_message = r.var2()?;
+            let b0 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                message: r.var2()?,
-                type_: r.u8()?,
-                channel: r.i32()?,
+                message: v_message,
+                type_: b0[0],
+                channel: i32::from_le_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -10786,10 +11034,11 @@ pub mod agent_throttle {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                circuit_code: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10825,9 +11074,11 @@ pub mod agent_throttle {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_throttles = r.var1()?;
             Ok(Self {
-                gen_counter: r.u32()?,
-                throttles: r.var1()?,
+                gen_counter: u32::from_le_bytes(codec::at(b0, 0)),
+                throttles: v_throttles,
             })
         }
 
@@ -10898,7 +11149,7 @@ impl MessageType for AgentThrottle {
 pub mod agent_fov {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentFOV`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -10916,10 +11167,11 @@ pub mod agent_fov {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                circuit_code: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -10955,9 +11207,10 @@ pub mod agent_fov {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                gen_counter: r.u32()?,
-                vertical_angle: r.f32()?,
+                gen_counter: u32::from_le_bytes(codec::at(b0, 0)),
+                vertical_angle: f32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -11028,7 +11281,7 @@ impl MessageType for AgentFov {
 pub mod agent_height_width {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentHeightWidth`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11046,10 +11299,11 @@ pub mod agent_height_width {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                circuit_code: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -11087,10 +11341,11 @@ pub mod agent_height_width {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 2, 2])?;
             Ok(Self {
-                gen_counter: r.u32()?,
-                height: r.u16()?,
-                width: r.u16()?,
+                gen_counter: u32::from_le_bytes(codec::at(b0, 0)),
+                height: u16::from_le_bytes(codec::at(b0, 4)),
+                width: u16::from_le_bytes(codec::at(b0, 6)),
             })
         }
 
@@ -11186,11 +11441,12 @@ pub mod agent_set_appearance {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 4, 12])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.u32()?,
-                size: r.vec3()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: u32::from_le_bytes(codec::at(b0, 32)),
+                size: codec::vec3_at(b0, 36),
             })
         }
 
@@ -11228,9 +11484,10 @@ pub mod agent_set_appearance {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                cache_id: r.uuid()?,
-                texture_index: r.u8()?,
+                cache_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                texture_index: b0[16],
             })
         }
 
@@ -11262,8 +11519,9 @@ pub mod agent_set_appearance {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_texture_entry = r.var2()?;
             Ok(Self {
-                texture_entry: r.var2()?,
+                texture_entry: v_texture_entry,
             })
         }
 
@@ -11293,9 +11551,8 @@ pub mod agent_set_appearance {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self {
-                param_value: r.u8()?,
-            })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { param_value: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11406,7 +11663,7 @@ impl MessageType for AgentSetAppearance {
 pub mod agent_quit_copy {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentQuitCopy`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11422,9 +11679,10 @@ pub mod agent_quit_copy {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -11456,8 +11714,9 @@ pub mod agent_quit_copy {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                viewer_circuit_code: r.u32()?,
+                viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -11529,7 +11788,7 @@ impl MessageType for AgentQuitCopy {
 pub mod image_not_in_database {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ImageID` block of `ImageNotInDatabase`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11543,7 +11802,10 @@ pub mod image_not_in_database {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11605,7 +11867,7 @@ impl MessageType for ImageNotInDatabase {
 pub mod rebake_avatar_textures {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TextureData` block of `RebakeAvatarTextures`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11619,8 +11881,9 @@ pub mod rebake_avatar_textures {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                texture_id: r.uuid()?,
+                texture_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -11683,7 +11946,7 @@ impl MessageType for RebakeAvatarTextures {
 pub mod set_always_run {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SetAlwaysRun`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11701,10 +11964,11 @@ pub mod set_always_run {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                always_run: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                always_run: b0[32] != 0,
             })
         }
 
@@ -11771,7 +12035,7 @@ impl MessageType for SetAlwaysRun {
 pub mod object_delete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectDelete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -11791,10 +12055,11 @@ pub mod object_delete {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                force: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                force: b0[32] != 0,
             })
         }
 
@@ -11828,8 +12093,9 @@ pub mod object_delete {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -11931,10 +12197,11 @@ pub mod object_duplicate {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -11972,9 +12239,10 @@ pub mod object_duplicate {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[12, 4])?;
             Ok(Self {
-                offset: r.vec3()?,
-                duplicate_flags: r.u32()?,
+                offset: codec::vec3_at(b0, 0),
+                duplicate_flags: u32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -12006,8 +12274,9 @@ pub mod object_duplicate {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -12140,18 +12409,19 @@ pub mod object_duplicate_on_ray {
         pub const MIN_SIZE: usize = 96;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<96>(&[16, 16, 16, 12, 12, 1, 1, 1, 1, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
-                ray_start: r.vec3()?,
-                ray_end: r.vec3()?,
-                bypass_raycast: r.bool()?,
-                ray_end_is_intersection: r.bool()?,
-                copy_centers: r.bool()?,
-                copy_rotates: r.bool()?,
-                ray_target_id: r.uuid()?,
-                duplicate_flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                ray_start: codec::vec3_at(b0, 48),
+                ray_end: codec::vec3_at(b0, 60),
+                bypass_raycast: b0[72] != 0,
+                ray_end_is_intersection: b0[73] != 0,
+                copy_centers: b0[74] != 0,
+                copy_rotates: b0[75] != 0,
+                ray_target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 76)),
+                duplicate_flags: u32::from_le_bytes(codec::at(b0, 92)),
             })
         }
 
@@ -12204,8 +12474,9 @@ pub mod object_duplicate_on_ray {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -12307,9 +12578,10 @@ pub mod object_scale {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -12343,9 +12615,10 @@ pub mod object_scale {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 12])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                scale: r.vec3()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                scale: codec::vec3_at(b0, 4),
             })
         }
 
@@ -12456,9 +12729,10 @@ pub mod object_rotation {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -12492,9 +12766,10 @@ pub mod object_rotation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 12])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                rotation: r.quat()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                rotation: codec::quat_at(b0, 4),
             })
         }
 
@@ -12580,7 +12855,7 @@ impl MessageType for ObjectRotation {
 pub mod object_flag_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectFlagUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -12606,14 +12881,15 @@ pub mod object_flag_update {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<40>(&[16, 16, 4, 1, 1, 1, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                object_local_id: r.u32()?,
-                use_physics: r.bool()?,
-                is_temporary: r.bool()?,
-                is_phantom: r.bool()?,
-                casts_shadows: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                object_local_id: u32::from_le_bytes(codec::at(b0, 32)),
+                use_physics: b0[36] != 0,
+                is_temporary: b0[37] != 0,
+                is_phantom: b0[38] != 0,
+                casts_shadows: b0[39] != 0,
             })
         }
 
@@ -12663,12 +12939,13 @@ pub mod object_flag_update {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[1, 4, 4, 4, 4])?;
             Ok(Self {
-                physics_shape_type: r.u8()?,
-                density: r.f32()?,
-                friction: r.f32()?,
-                restitution: r.f32()?,
-                gravity_multiplier: r.f32()?,
+                physics_shape_type: b0[0],
+                density: f32::from_le_bytes(codec::at(b0, 1)),
+                friction: f32::from_le_bytes(codec::at(b0, 5)),
+                restitution: f32::from_le_bytes(codec::at(b0, 9)),
+                gravity_multiplier: f32::from_le_bytes(codec::at(b0, 13)),
             })
         }
 
@@ -12763,7 +13040,7 @@ impl MessageType for ObjectFlagUpdate {
 pub mod object_click_action {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectClickAction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -12779,9 +13056,10 @@ pub mod object_click_action {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -12815,9 +13093,10 @@ pub mod object_click_action {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                click_action: r.u8()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                click_action: b0[4],
             })
         }
 
@@ -12919,9 +13198,10 @@ pub mod object_image {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -12957,10 +13237,13 @@ pub mod object_image {
         pub const MIN_SIZE: usize = 7;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_media_url = r.var1()?;
+            let v_texture_entry = r.var2()?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                media_url: r.var1()?,
-                texture_entry: r.var2()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                media_url: v_media_url,
+                texture_entry: v_texture_entry,
             })
         }
 
@@ -13048,7 +13331,7 @@ impl MessageType for ObjectImage {
 pub mod object_material {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectMaterial`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -13064,9 +13347,10 @@ pub mod object_material {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -13100,9 +13384,10 @@ pub mod object_material {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                material: r.u8()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                material: b0[4],
             })
         }
 
@@ -13187,7 +13472,7 @@ impl MessageType for ObjectMaterial {
 pub mod object_shape {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectShape`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -13203,9 +13488,10 @@ pub mod object_shape {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -13305,26 +13591,28 @@ pub mod object_shape {
         pub const MIN_SIZE: usize = 27;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<27>(&[4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                path_curve: r.u8()?,
-                profile_curve: r.u8()?,
-                path_begin: r.u16()?,
-                path_end: r.u16()?,
-                path_scale_x: r.u8()?,
-                path_scale_y: r.u8()?,
-                path_shear_x: r.u8()?,
-                path_shear_y: r.u8()?,
-                path_twist: r.i8()?,
-                path_twist_begin: r.i8()?,
-                path_radius_offset: r.i8()?,
-                path_taper_x: r.i8()?,
-                path_taper_y: r.i8()?,
-                path_revolutions: r.u8()?,
-                path_skew: r.i8()?,
-                profile_begin: r.u16()?,
-                profile_end: r.u16()?,
-                profile_hollow: r.u16()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                path_curve: b0[4],
+                profile_curve: b0[5],
+                path_begin: u16::from_le_bytes(codec::at(b0, 6)),
+                path_end: u16::from_le_bytes(codec::at(b0, 8)),
+                path_scale_x: b0[10],
+                path_scale_y: b0[11],
+                path_shear_x: b0[12],
+                path_shear_y: b0[13],
+                path_twist: i8::from_le_bytes([b0[14]]),
+                path_twist_begin: i8::from_le_bytes([b0[15]]),
+                path_radius_offset: i8::from_le_bytes([b0[16]]),
+                path_taper_x: i8::from_le_bytes([b0[17]]),
+                path_taper_y: i8::from_le_bytes([b0[18]]),
+                path_revolutions: b0[19],
+                path_skew: i8::from_le_bytes([b0[20]]),
+                profile_begin: u16::from_le_bytes(codec::at(b0, 21)),
+                profile_end: u16::from_le_bytes(codec::at(b0, 23)),
+                profile_hollow: u16::from_le_bytes(codec::at(b0, 25)),
             })
         }
 
@@ -13459,9 +13747,10 @@ pub mod object_extra_params {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -13501,12 +13790,14 @@ pub mod object_extra_params {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<11>(&[4, 2, 1, 4])?;
+            let v_param_data = r.var1()?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                param_type: r.u16()?,
-                param_in_use: r.bool()?,
-                param_size: r.u32()?,
-                param_data: r.var1()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                param_type: u16::from_le_bytes(codec::at(b0, 4)),
+                param_in_use: b0[6] != 0,
+                param_size: u32::from_le_bytes(codec::at(b0, 7)),
+                param_data: v_param_data,
             })
         }
 
@@ -13597,7 +13888,7 @@ impl MessageType for ObjectExtraParams {
 pub mod object_owner {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectOwner`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -13613,9 +13904,10 @@ pub mod object_owner {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -13653,10 +13945,11 @@ pub mod object_owner {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[1, 16, 16])?;
             Ok(Self {
-                override_: r.bool()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
+                override_: b0[0] != 0,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
             })
         }
 
@@ -13690,8 +13983,9 @@ pub mod object_owner {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -13785,7 +14079,7 @@ impl MessageType for ObjectOwner {
 pub mod object_group {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectGroup`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -13803,10 +14097,11 @@ pub mod object_group {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -13840,8 +14135,9 @@ pub mod object_group {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -13926,7 +14222,7 @@ impl MessageType for ObjectGroup {
 pub mod object_buy {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectBuy`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -13948,11 +14244,12 @@ pub mod object_buy {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
-                category_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                category_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -13994,10 +14291,11 @@ pub mod object_buy {
         pub const MIN_SIZE: usize = 9;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[4, 1, 4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                sale_type: b0[4],
+                sale_price: i32::from_le_bytes(codec::at(b0, 5)),
             })
         }
 
@@ -14084,7 +14382,7 @@ impl MessageType for ObjectBuy {
 pub mod buy_object_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `BuyObjectInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -14100,9 +14398,10 @@ pub mod buy_object_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14138,10 +14437,11 @@ pub mod buy_object_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -14215,7 +14515,7 @@ impl MessageType for BuyObjectInventory {
 pub mod derez_container {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `DerezContainer`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -14233,9 +14533,10 @@ pub mod derez_container {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                delete: r.bool()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                delete: b0[16] != 0,
             })
         }
 
@@ -14300,7 +14601,7 @@ impl MessageType for DerezContainer {
 pub mod object_permissions {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectPermissions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -14316,9 +14617,10 @@ pub mod object_permissions {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14352,8 +14654,9 @@ pub mod object_permissions {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                override_: r.bool()?,
+                override_: b0[0] != 0,
             })
         }
 
@@ -14389,11 +14692,12 @@ pub mod object_permissions {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[4, 1, 1, 4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                field: r.u8()?,
-                set: r.u8()?,
-                mask: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                field: b0[4],
+                set: b0[5],
+                mask: u32::from_le_bytes(codec::at(b0, 6)),
             })
         }
 
@@ -14494,7 +14798,7 @@ impl MessageType for ObjectPermissions {
 pub mod object_sale_info {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectSaleInfo`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -14510,9 +14814,10 @@ pub mod object_sale_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14550,10 +14855,11 @@ pub mod object_sale_info {
         pub const MIN_SIZE: usize = 9;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[4, 1, 4])?;
             Ok(Self {
-                local_id: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                sale_type: b0[4],
+                sale_price: i32::from_le_bytes(codec::at(b0, 5)),
             })
         }
 
@@ -14656,9 +14962,10 @@ pub mod object_name {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14692,9 +14999,11 @@ pub mod object_name {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                local_id: r.u32()?,
-                name: r.var1()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                name: v_name,
             })
         }
 
@@ -14795,9 +15104,10 @@ pub mod object_description {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14831,9 +15141,11 @@ pub mod object_description {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_description = r.var1()?;
             Ok(Self {
-                local_id: r.u32()?,
-                description: r.var1()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                description: v_description,
             })
         }
 
@@ -14918,7 +15230,7 @@ impl MessageType for ObjectDescription {
 pub mod object_category {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectCategory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -14934,9 +15246,10 @@ pub mod object_category {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -14970,9 +15283,10 @@ pub mod object_category {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                local_id: r.u32()?,
-                category: r.u32()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                category: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -15057,7 +15371,7 @@ impl MessageType for ObjectCategory {
 pub mod object_select {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectSelect`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15073,9 +15387,10 @@ pub mod object_select {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15107,8 +15422,9 @@ pub mod object_select {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -15193,7 +15509,7 @@ impl MessageType for ObjectSelect {
 pub mod object_deselect {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectDeselect`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15209,9 +15525,10 @@ pub mod object_deselect {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15243,8 +15560,9 @@ pub mod object_deselect {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -15345,10 +15663,11 @@ pub mod object_attach {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                attachment_point: r.u8()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                attachment_point: b0[32],
             })
         }
 
@@ -15384,9 +15703,10 @@ pub mod object_attach {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 12])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                rotation: r.quat()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                rotation: codec::quat_at(b0, 4),
             })
         }
 
@@ -15471,7 +15791,7 @@ impl MessageType for ObjectAttach {
 pub mod object_detach {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectDetach`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15487,9 +15807,10 @@ pub mod object_detach {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15521,8 +15842,9 @@ pub mod object_detach {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -15605,7 +15927,7 @@ impl MessageType for ObjectDetach {
 pub mod object_drop {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectDrop`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15621,9 +15943,10 @@ pub mod object_drop {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15655,8 +15978,9 @@ pub mod object_drop {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -15739,7 +16063,7 @@ impl MessageType for ObjectDrop {
 pub mod object_link {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectLink`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15755,9 +16079,10 @@ pub mod object_link {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15789,8 +16114,9 @@ pub mod object_link {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -15873,7 +16199,7 @@ impl MessageType for ObjectLink {
 pub mod object_delink {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectDelink`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -15889,9 +16215,10 @@ pub mod object_delink {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -15923,8 +16250,9 @@ pub mod object_delink {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -16023,9 +16351,10 @@ pub mod object_grab {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16059,9 +16388,10 @@ pub mod object_grab {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 12])?;
             Ok(Self {
-                local_id: r.u32()?,
-                grab_offset: r.vec3()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                grab_offset: codec::vec3_at(b0, 4),
             })
         }
 
@@ -16103,13 +16433,14 @@ pub mod object_grab {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
             Ok(Self {
-                uv_coord: r.vec3()?,
-                st_coord: r.vec3()?,
-                face_index: r.i32()?,
-                position: r.vec3()?,
-                normal: r.vec3()?,
-                binormal: r.vec3()?,
+                uv_coord: codec::vec3_at(b0, 0),
+                st_coord: codec::vec3_at(b0, 12),
+                face_index: i32::from_le_bytes(codec::at(b0, 24)),
+                position: codec::vec3_at(b0, 28),
+                normal: codec::vec3_at(b0, 40),
+                binormal: codec::vec3_at(b0, 52),
             })
         }
 
@@ -16226,9 +16557,10 @@ pub mod object_grab_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16270,11 +16602,12 @@ pub mod object_grab_update {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<44>(&[16, 12, 12, 4])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                grab_offset_initial: r.vec3()?,
-                grab_position: r.vec3()?,
-                time_since_last: r.u32()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                grab_offset_initial: codec::vec3_at(b0, 16),
+                grab_position: codec::vec3_at(b0, 28),
+                time_since_last: u32::from_le_bytes(codec::at(b0, 40)),
             })
         }
 
@@ -16323,13 +16656,14 @@ pub mod object_grab_update {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
             Ok(Self {
-                uv_coord: r.vec3()?,
-                st_coord: r.vec3()?,
-                face_index: r.i32()?,
-                position: r.vec3()?,
-                normal: r.vec3()?,
-                binormal: r.vec3()?,
+                uv_coord: codec::vec3_at(b0, 0),
+                st_coord: codec::vec3_at(b0, 12),
+                face_index: i32::from_le_bytes(codec::at(b0, 24)),
+                position: codec::vec3_at(b0, 28),
+                normal: codec::vec3_at(b0, 40),
+                binormal: codec::vec3_at(b0, 52),
             })
         }
 
@@ -16449,9 +16783,10 @@ pub mod object_de_grab {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16483,7 +16818,10 @@ pub mod object_de_grab {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16522,13 +16860,14 @@ pub mod object_de_grab {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
             Ok(Self {
-                uv_coord: r.vec3()?,
-                st_coord: r.vec3()?,
-                face_index: r.i32()?,
-                position: r.vec3()?,
-                normal: r.vec3()?,
-                binormal: r.vec3()?,
+                uv_coord: codec::vec3_at(b0, 0),
+                st_coord: codec::vec3_at(b0, 12),
+                face_index: i32::from_le_bytes(codec::at(b0, 24)),
+                position: codec::vec3_at(b0, 28),
+                normal: codec::vec3_at(b0, 40),
+                binormal: codec::vec3_at(b0, 52),
             })
         }
 
@@ -16629,7 +16968,7 @@ impl MessageType for ObjectDeGrab {
 pub mod object_spin_start {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectSpinStart`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -16645,9 +16984,10 @@ pub mod object_spin_start {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16679,8 +17019,9 @@ pub mod object_spin_start {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -16765,9 +17106,10 @@ pub mod object_spin_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16801,9 +17143,10 @@ pub mod object_spin_update {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 12])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                rotation: r.quat()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                rotation: codec::quat_at(b0, 16),
             })
         }
 
@@ -16874,7 +17217,7 @@ impl MessageType for ObjectSpinUpdate {
 pub mod object_spin_stop {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectSpinStop`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -16890,9 +17233,10 @@ pub mod object_spin_stop {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -16924,8 +17268,9 @@ pub mod object_spin_stop {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -16994,7 +17339,7 @@ impl MessageType for ObjectSpinStop {
 pub mod object_export_selected {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectExportSelected`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17012,10 +17357,11 @@ pub mod object_export_selected {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<34>(&[16, 16, 2])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                request_id: r.uuid()?,
-                volume_detail: r.i16()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                volume_detail: i16::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -17049,8 +17395,9 @@ pub mod object_export_selected {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -17134,7 +17481,7 @@ impl MessageType for ObjectExportSelected {
 pub mod modify_land {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ModifyLand`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17150,9 +17497,10 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17190,11 +17538,12 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<10>(&[1, 1, 4, 4])?;
             Ok(Self {
-                action: r.u8()?,
-                brush_size: r.u8()?,
-                seconds: r.f32()?,
-                height: r.f32()?,
+                action: b0[0],
+                brush_size: b0[1],
+                seconds: f32::from_le_bytes(codec::at(b0, 2)),
+                height: f32::from_le_bytes(codec::at(b0, 6)),
             })
         }
 
@@ -17238,12 +17587,13 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 4, 4, 4, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                west: r.f32()?,
-                south: r.f32()?,
-                east: r.f32()?,
-                north: r.f32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                west: f32::from_le_bytes(codec::at(b0, 4)),
+                south: f32::from_le_bytes(codec::at(b0, 8)),
+                east: f32::from_le_bytes(codec::at(b0, 12)),
+                north: f32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17281,8 +17631,9 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                brush_size: r.f32()?,
+                brush_size: f32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -17395,7 +17746,7 @@ impl MessageType for ModifyLand {
 pub mod velocity_interpolate_on {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `VelocityInterpolateOn`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17411,9 +17762,10 @@ pub mod velocity_interpolate_on {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17479,7 +17831,7 @@ impl MessageType for VelocityInterpolateOn {
 pub mod velocity_interpolate_off {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `VelocityInterpolateOff`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17495,9 +17847,10 @@ pub mod velocity_interpolate_off {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17579,9 +17932,10 @@ pub mod state_save {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17613,8 +17967,9 @@ pub mod state_save {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_filename = r.var1()?;
             Ok(Self {
-                filename: r.var1()?,
+                filename: v_filename,
             })
         }
 
@@ -17685,7 +18040,7 @@ impl MessageType for StateSave {
 pub mod report_autosave_crash {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AutosaveData` block of `ReportAutosaveCrash`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17701,9 +18056,10 @@ pub mod report_autosave_crash {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                pid: r.i32()?,
-                status: r.i32()?,
+                pid: i32::from_le_bytes(codec::at(b0, 0)),
+                status: i32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -17768,7 +18124,7 @@ impl MessageType for ReportAutosaveCrash {
 pub mod sim_wide_deletes {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SimWideDeletes`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17784,9 +18140,10 @@ pub mod sim_wide_deletes {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17820,9 +18177,10 @@ pub mod sim_wide_deletes {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                target_id: r.uuid()?,
-                flags: r.u32()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17893,7 +18251,7 @@ impl MessageType for SimWideDeletes {
 pub mod track_agent {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `TrackAgent`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -17909,9 +18267,10 @@ pub mod track_agent {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -17943,7 +18302,10 @@ pub mod track_agent {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { prey_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                prey_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18093,22 +18455,26 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<73>(&[16, 16, 4, 4, 4, 4, 4, 1, 4, 8, 4, 4])?;
+            let v_sys_os = r.var1()?;
+            let v_sys_cpu = r.var1()?;
+            let v_sys_gpu = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                ip: r.ipaddr()?,
-                start_time: r.u32()?,
-                run_time: r.f32()?,
-                sim_fps: r.f32()?,
-                fps: r.f32()?,
-                agents_in_view: r.u8()?,
-                ping: r.f32()?,
-                meters_traveled: r.f64()?,
-                regions_visited: r.i32()?,
-                sys_ram: r.u32()?,
-                sys_os: r.var1()?,
-                sys_cpu: r.var1()?,
-                sys_gpu: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                ip: codec::ipaddr_at(b0, 32),
+                start_time: u32::from_le_bytes(codec::at(b0, 36)),
+                run_time: f32::from_le_bytes(codec::at(b0, 40)),
+                sim_fps: f32::from_le_bytes(codec::at(b0, 44)),
+                fps: f32::from_le_bytes(codec::at(b0, 48)),
+                agents_in_view: b0[52],
+                ping: f32::from_le_bytes(codec::at(b0, 53)),
+                meters_traveled: f64::from_le_bytes(codec::at(b0, 57)),
+                regions_visited: i32::from_le_bytes(codec::at(b0, 65)),
+                sys_ram: u32::from_le_bytes(codec::at(b0, 69)),
+                sys_os: v_sys_os,
+                sys_cpu: v_sys_cpu,
+                sys_gpu: v_sys_gpu,
             })
         }
 
@@ -18170,10 +18536,11 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                world: r.u32()?,
-                objects: r.u32()?,
-                textures: r.u32()?,
+                world: u32::from_le_bytes(codec::at(b0, 0)),
+                objects: u32::from_le_bytes(codec::at(b0, 4)),
+                textures: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -18213,11 +18580,12 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
             Ok(Self {
-                bytes: r.u32()?,
-                packets: r.u32()?,
-                compressed: r.u32()?,
-                savings: r.u32()?,
+                bytes: u32::from_le_bytes(codec::at(b0, 0)),
+                packets: u32::from_le_bytes(codec::at(b0, 4)),
+                compressed: u32::from_le_bytes(codec::at(b0, 8)),
+                savings: u32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -18263,13 +18631,14 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[4, 4, 4, 4, 4, 4])?;
             Ok(Self {
-                send_packet: r.u32()?,
-                dropped: r.u32()?,
-                resent: r.u32()?,
-                failed_resends: r.u32()?,
-                off_circuit: r.u32()?,
-                invalid: r.u32()?,
+                send_packet: u32::from_le_bytes(codec::at(b0, 0)),
+                dropped: u32::from_le_bytes(codec::at(b0, 4)),
+                resent: u32::from_le_bytes(codec::at(b0, 8)),
+                failed_resends: u32::from_le_bytes(codec::at(b0, 12)),
+                off_circuit: u32::from_le_bytes(codec::at(b0, 16)),
+                invalid: u32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -18311,9 +18680,10 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 8])?;
             Ok(Self {
-                type_: r.u32()?,
-                value: r.f64()?,
+                type_: u32::from_le_bytes(codec::at(b0, 0)),
+                value: f64::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -18430,7 +18800,7 @@ impl MessageType for ViewerStats {
 pub mod script_answer_yes {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ScriptAnswerYes`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -18446,9 +18816,10 @@ pub mod script_answer_yes {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -18484,10 +18855,11 @@ pub mod script_answer_yes {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                questions: r.i32()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                questions: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -18577,9 +18949,10 @@ pub mod user_report {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -18641,19 +19014,25 @@ pub mod user_report {
         pub const MIN_SIZE: usize = 84;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<63>(&[1, 1, 12, 1, 16, 16, 16])?;
+            let v_abuse_region_name = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_summary = r.var1()?;
+            let v_details = r.var2()?;
+            let v_version_string = r.var1()?;
             Ok(Self {
-                report_type: r.u8()?,
-                category: r.u8()?,
-                position: r.vec3()?,
-                check_flags: r.u8()?,
-                screenshot_id: r.uuid()?,
-                object_id: r.uuid()?,
-                abuser_id: r.uuid()?,
-                abuse_region_name: r.var1()?,
-                abuse_region_id: r.uuid()?,
-                summary: r.var1()?,
-                details: r.var2()?,
-                version_string: r.var1()?,
+                report_type: b0[0],
+                category: b0[1],
+                position: codec::vec3_at(b0, 2),
+                check_flags: b0[14],
+                screenshot_id: ::uuid::Uuid::from_bytes(codec::at(b0, 15)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 31)),
+                abuser_id: ::uuid::Uuid::from_bytes(codec::at(b0, 47)),
+                abuse_region_name: v_abuse_region_name,
+                abuse_region_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                summary: v_summary,
+                details: v_details,
+                version_string: v_version_string,
             })
         }
 
@@ -18769,7 +19148,8 @@ pub mod alert_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { message: r.var1()? })
+            let v_message = r.var1()?;
+            Ok(Self { message: v_message })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18800,9 +19180,11 @@ pub mod alert_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_message = r.var1()?;
+            let v_extra_params = r.var1()?;
             Ok(Self {
-                message: r.var1()?,
-                extra_params: r.var1()?,
+                message: v_message,
+                extra_params: v_extra_params,
             })
         }
 
@@ -18902,8 +19284,9 @@ pub mod agent_alert_message {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -18935,9 +19318,11 @@ pub mod agent_alert_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
+            let v_message = r.var1()?;
             Ok(Self {
-                modal: r.bool()?,
-                message: r.var1()?,
+                modal: b0[0] != 0,
+                message: v_message,
             })
         }
 
@@ -19009,7 +19394,7 @@ impl MessageType for AgentAlertMessage {
 pub mod mean_collision_alert {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `MeanCollision` block of `MeanCollisionAlert`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -19031,12 +19416,13 @@ pub mod mean_collision_alert {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
             Ok(Self {
-                victim: r.uuid()?,
-                perp: r.uuid()?,
-                time: r.u32()?,
-                mag: r.f32()?,
-                type_: r.u8()?,
+                victim: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                perp: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                time: u32::from_le_bytes(codec::at(b0, 32)),
+                mag: f32::from_le_bytes(codec::at(b0, 36)),
+                type_: b0[40],
             })
         }
 
@@ -19133,7 +19519,8 @@ pub mod viewer_frozen_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { data: r.bool()? })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { data: b0[0] != 0 })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19195,7 +19582,7 @@ impl MessageType for ViewerFrozenMessage {
 pub mod health_message {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `HealthData` block of `HealthMessage`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -19209,7 +19596,10 @@ pub mod health_message {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { health: r.f32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                health: f32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19305,15 +19695,18 @@ pub mod chat_from_simulator {
         pub const MIN_SIZE: usize = 50;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_from_name = r.var1()?;
+            let b0 = r.fixed_run::<47>(&[16, 16, 1, 1, 1, 12])?;
+            let v_message = r.var2()?;
             Ok(Self {
-                from_name: r.var1()?,
-                source_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                source_type: r.u8()?,
-                chat_type: r.u8()?,
-                audible: r.u8()?,
-                position: r.vec3()?,
-                message: r.var2()?,
+                from_name: v_from_name,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                source_type: b0[32],
+                chat_type: b0[33],
+                audible: b0[34],
+                position: codec::vec3_at(b0, 35),
+                message: v_message,
             })
         }
 
@@ -19393,7 +19786,7 @@ impl MessageType for ChatFromSimulator {
 pub mod sim_stats {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Region` block of `SimStats`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -19413,11 +19806,12 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
             Ok(Self {
-                region_x: r.u32()?,
-                region_y: r.u32()?,
-                region_flags: r.u32()?,
-                object_capacity: r.u32()?,
+                region_x: u32::from_le_bytes(codec::at(b0, 0)),
+                region_y: u32::from_le_bytes(codec::at(b0, 4)),
+                region_flags: u32::from_le_bytes(codec::at(b0, 8)),
+                object_capacity: u32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -19455,9 +19849,10 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                stat_id: r.u32()?,
-                stat_value: r.f32()?,
+                stat_id: u32::from_le_bytes(codec::at(b0, 0)),
+                stat_value: f32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -19489,7 +19884,10 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { pid: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                pid: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19518,8 +19916,9 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_flags_extended: r.u64()?,
+                region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -19627,7 +20026,7 @@ impl MessageType for SimStats {
 pub mod request_region_info {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestRegionInfo`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -19643,9 +20042,10 @@ pub mod request_region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -19726,9 +20126,10 @@ pub mod region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -19794,23 +20195,25 @@ pub mod region_info {
         pub const MIN_SIZE: usize = 52;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<51>(&[4, 4, 4, 1, 1, 4, 4, 4, 4, 4, 4, 4, 4, 1, 4])?;
             Ok(Self {
-                sim_name: r.var1()?,
-                estate_id: r.u32()?,
-                parent_estate_id: r.u32()?,
-                region_flags: r.u32()?,
-                sim_access: r.u8()?,
-                max_agents: r.u8()?,
-                billable_factor: r.f32()?,
-                object_bonus_factor: r.f32()?,
-                water_height: r.f32()?,
-                terrain_raise_limit: r.f32()?,
-                terrain_lower_limit: r.f32()?,
-                price_per_meter: r.i32()?,
-                redirect_grid_x: r.i32()?,
-                redirect_grid_y: r.i32()?,
-                use_estate_sun: r.bool()?,
-                sun_hour: r.f32()?,
+                sim_name: v_sim_name,
+                estate_id: u32::from_le_bytes(codec::at(b0, 0)),
+                parent_estate_id: u32::from_le_bytes(codec::at(b0, 4)),
+                region_flags: u32::from_le_bytes(codec::at(b0, 8)),
+                sim_access: b0[12],
+                max_agents: b0[13],
+                billable_factor: f32::from_le_bytes(codec::at(b0, 14)),
+                object_bonus_factor: f32::from_le_bytes(codec::at(b0, 18)),
+                water_height: f32::from_le_bytes(codec::at(b0, 22)),
+                terrain_raise_limit: f32::from_le_bytes(codec::at(b0, 26)),
+                terrain_lower_limit: f32::from_le_bytes(codec::at(b0, 30)),
+                price_per_meter: i32::from_le_bytes(codec::at(b0, 34)),
+                redirect_grid_x: i32::from_le_bytes(codec::at(b0, 38)),
+                redirect_grid_y: i32::from_le_bytes(codec::at(b0, 42)),
+                use_estate_sun: b0[46] != 0,
+                sun_hour: f32::from_le_bytes(codec::at(b0, 47)),
             })
         }
 
@@ -19893,12 +20296,15 @@ pub mod region_info {
         pub const MIN_SIZE: usize = 14;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_product_sku = r.var1()?;
+            let v_product_name = r.var1()?;
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                product_sku: r.var1()?,
-                product_name: r.var1()?,
-                max_agents32: r.u32()?,
-                hard_max_agents: r.u32()?,
-                hard_max_objects: r.u32()?,
+                product_sku: v_product_sku,
+                product_name: v_product_name,
+                max_agents32: u32::from_le_bytes(codec::at(b0, 0)),
+                hard_max_agents: u32::from_le_bytes(codec::at(b0, 4)),
+                hard_max_objects: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -19936,8 +20342,9 @@ pub mod region_info {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_flags_extended: r.u64()?,
+                region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20059,9 +20466,10 @@ pub mod god_update_region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -20109,15 +20517,17 @@ pub mod god_update_region_info {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<28>(&[4, 4, 4, 4, 4, 4, 4])?;
             Ok(Self {
-                sim_name: r.var1()?,
-                estate_id: r.u32()?,
-                parent_estate_id: r.u32()?,
-                region_flags: r.u32()?,
-                billable_factor: r.f32()?,
-                price_per_meter: r.i32()?,
-                redirect_grid_x: r.i32()?,
-                redirect_grid_y: r.i32()?,
+                sim_name: v_sim_name,
+                estate_id: u32::from_le_bytes(codec::at(b0, 0)),
+                parent_estate_id: u32::from_le_bytes(codec::at(b0, 4)),
+                region_flags: u32::from_le_bytes(codec::at(b0, 8)),
+                billable_factor: f32::from_le_bytes(codec::at(b0, 12)),
+                price_per_meter: i32::from_le_bytes(codec::at(b0, 16)),
+                redirect_grid_x: i32::from_le_bytes(codec::at(b0, 20)),
+                redirect_grid_y: i32::from_le_bytes(codec::at(b0, 24)),
             })
         }
 
@@ -20161,8 +20571,9 @@ pub mod god_update_region_info {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_flags_extended: r.u64()?,
+                region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20260,7 +20671,7 @@ impl MessageType for GodUpdateRegionInfo {
 pub mod nearest_landing_region_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RequestingRegionData` block of `NearestLandingRegionRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -20274,8 +20685,9 @@ pub mod nearest_landing_region_request {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20343,7 +20755,7 @@ impl MessageType for NearestLandingRegionRequest {
 pub mod nearest_landing_region_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `LandingRegionData` block of `NearestLandingRegionReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -20357,8 +20769,9 @@ pub mod nearest_landing_region_reply {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20424,7 +20837,7 @@ impl MessageType for NearestLandingRegionReply {
 pub mod nearest_landing_region_updated {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `NearestLandingRegionUpdated`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -20438,8 +20851,9 @@ pub mod nearest_landing_region_updated {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20505,7 +20919,7 @@ impl MessageType for NearestLandingRegionUpdated {
 pub mod teleport_landing_status_changed {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `TeleportLandingStatusChanged`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -20519,8 +20933,9 @@ pub mod teleport_landing_status_changed {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20649,31 +21064,36 @@ pub mod region_handshake {
         pub const MIN_SIZE: usize = 207;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
+            let v_sim_name = r.var1()?;
+            let b1 = r.fixed_run::<201>(&[
+                16, 1, 4, 4, 16, 16, 16, 16, 16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 4, 4, 4,
+            ])?;
             Ok(Self {
-                region_flags: r.u32()?,
-                sim_access: r.u8()?,
-                sim_name: r.var1()?,
-                sim_owner: r.uuid()?,
-                is_estate_manager: r.bool()?,
-                water_height: r.f32()?,
-                billable_factor: r.f32()?,
-                cache_id: r.uuid()?,
-                terrain_base0: r.uuid()?,
-                terrain_base1: r.uuid()?,
-                terrain_base2: r.uuid()?,
-                terrain_base3: r.uuid()?,
-                terrain_detail0: r.uuid()?,
-                terrain_detail1: r.uuid()?,
-                terrain_detail2: r.uuid()?,
-                terrain_detail3: r.uuid()?,
-                terrain_start_height00: r.f32()?,
-                terrain_start_height01: r.f32()?,
-                terrain_start_height10: r.f32()?,
-                terrain_start_height11: r.f32()?,
-                terrain_height_range00: r.f32()?,
-                terrain_height_range01: r.f32()?,
-                terrain_height_range10: r.f32()?,
-                terrain_height_range11: r.f32()?,
+                region_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                sim_access: b0[4],
+                sim_name: v_sim_name,
+                sim_owner: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                is_estate_manager: b1[16] != 0,
+                water_height: f32::from_le_bytes(codec::at(b1, 17)),
+                billable_factor: f32::from_le_bytes(codec::at(b1, 21)),
+                cache_id: ::uuid::Uuid::from_bytes(codec::at(b1, 25)),
+                terrain_base0: ::uuid::Uuid::from_bytes(codec::at(b1, 41)),
+                terrain_base1: ::uuid::Uuid::from_bytes(codec::at(b1, 57)),
+                terrain_base2: ::uuid::Uuid::from_bytes(codec::at(b1, 73)),
+                terrain_base3: ::uuid::Uuid::from_bytes(codec::at(b1, 89)),
+                terrain_detail0: ::uuid::Uuid::from_bytes(codec::at(b1, 105)),
+                terrain_detail1: ::uuid::Uuid::from_bytes(codec::at(b1, 121)),
+                terrain_detail2: ::uuid::Uuid::from_bytes(codec::at(b1, 137)),
+                terrain_detail3: ::uuid::Uuid::from_bytes(codec::at(b1, 153)),
+                terrain_start_height00: f32::from_le_bytes(codec::at(b1, 169)),
+                terrain_start_height01: f32::from_le_bytes(codec::at(b1, 173)),
+                terrain_start_height10: f32::from_le_bytes(codec::at(b1, 177)),
+                terrain_start_height11: f32::from_le_bytes(codec::at(b1, 181)),
+                terrain_height_range00: f32::from_le_bytes(codec::at(b1, 185)),
+                terrain_height_range01: f32::from_le_bytes(codec::at(b1, 189)),
+                terrain_height_range10: f32::from_le_bytes(codec::at(b1, 193)),
+                terrain_height_range11: f32::from_le_bytes(codec::at(b1, 197)),
             })
         }
 
@@ -20773,8 +21193,9 @@ pub mod region_handshake {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                region_id: r.uuid()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -20818,12 +21239,16 @@ pub mod region_handshake {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
+            let v_colo_name = r.var1()?;
+            let v_product_sku = r.var1()?;
+            let v_product_name = r.var1()?;
             Ok(Self {
-                cpu_class_id: r.i32()?,
-                cpu_ratio: r.i32()?,
-                colo_name: r.var1()?,
-                product_sku: r.var1()?,
-                product_name: r.var1()?,
+                cpu_class_id: i32::from_le_bytes(codec::at(b0, 0)),
+                cpu_ratio: i32::from_le_bytes(codec::at(b0, 4)),
+                colo_name: v_colo_name,
+                product_sku: v_product_sku,
+                product_name: v_product_name,
             })
         }
 
@@ -20863,9 +21288,10 @@ pub mod region_handshake {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[8, 8])?;
             Ok(Self {
-                region_flags_extended: r.u64()?,
-                region_protocols: r.u64()?,
+                region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
+                region_protocols: u64::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -20973,7 +21399,7 @@ impl MessageType for RegionHandshake {
 pub mod region_handshake_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RegionHandshakeReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -20989,9 +21415,10 @@ pub mod region_handshake_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -21023,7 +21450,10 @@ pub mod region_handshake_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { flags: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21122,13 +21552,14 @@ pub mod simulator_viewer_time_message {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<44>(&[8, 4, 4, 12, 4, 12])?;
             Ok(Self {
-                usec_since_start: r.u64()?,
-                sec_per_day: r.u32()?,
-                sec_per_year: r.u32()?,
-                sun_direction: r.vec3()?,
-                sun_phase: r.f32()?,
-                sun_ang_velocity: r.vec3()?,
+                usec_since_start: u64::from_le_bytes(codec::at(b0, 0)),
+                sec_per_day: u32::from_le_bytes(codec::at(b0, 8)),
+                sec_per_year: u32::from_le_bytes(codec::at(b0, 12)),
+                sun_direction: codec::vec3_at(b0, 16),
+                sun_phase: f32::from_le_bytes(codec::at(b0, 28)),
+                sun_ang_velocity: codec::vec3_at(b0, 32),
             })
         }
 
@@ -21200,7 +21631,7 @@ impl MessageType for SimulatorViewerTimeMessage {
 pub mod enable_simulator {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `SimulatorInfo` block of `EnableSimulator`.
     #[derive(Debug, Clone, PartialEq)]
@@ -21228,10 +21659,11 @@ pub mod enable_simulator {
         pub const MIN_SIZE: usize = 14;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<14>(&[8, 4, 2])?;
             Ok(Self {
-                handle: r.u64()?,
-                ip: r.ipaddr()?,
-                port: r.ipport()?,
+                handle: u64::from_le_bytes(codec::at(b0, 0)),
+                ip: codec::ipaddr_at(b0, 8),
+                port: u16::from_be_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -21348,12 +21780,14 @@ pub mod transfer_request {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
+            let v_params = r.var2()?;
             Ok(Self {
-                transfer_id: r.uuid()?,
-                channel_type: r.i32()?,
-                source_type: r.i32()?,
-                priority: r.f32()?,
-                params: r.var2()?,
+                transfer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                channel_type: i32::from_le_bytes(codec::at(b0, 16)),
+                source_type: i32::from_le_bytes(codec::at(b0, 20)),
+                priority: f32::from_le_bytes(codec::at(b0, 24)),
+                params: v_params,
             })
         }
 
@@ -21447,13 +21881,15 @@ pub mod transfer_info {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 4, 4, 4, 4])?;
+            let v_params = r.var2()?;
             Ok(Self {
-                transfer_id: r.uuid()?,
-                channel_type: r.i32()?,
-                target_type: r.i32()?,
-                status: r.i32()?,
-                size: r.i32()?,
-                params: r.var2()?,
+                transfer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                channel_type: i32::from_le_bytes(codec::at(b0, 16)),
+                target_type: i32::from_le_bytes(codec::at(b0, 20)),
+                status: i32::from_le_bytes(codec::at(b0, 24)),
+                size: i32::from_le_bytes(codec::at(b0, 28)),
+                params: v_params,
             })
         }
 
@@ -21526,7 +21962,7 @@ impl MessageType for TransferInfo {
 pub mod transfer_abort {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TransferInfo` block of `TransferAbort`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -21542,9 +21978,10 @@ pub mod transfer_abort {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                transfer_id: r.uuid()?,
-                channel_type: r.i32()?,
+                transfer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                channel_type: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -21640,14 +22077,17 @@ pub mod request_xfer {
         pub const MIN_SIZE: usize = 30;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
+            let v_filename = r.var1()?;
+            let b1 = r.fixed_run::<21>(&[1, 1, 1, 16, 2])?;
             Ok(Self {
-                id: r.u64()?,
-                filename: r.var1()?,
-                file_path: r.u8()?,
-                delete_on_completion: r.bool()?,
-                use_big_packets: r.bool()?,
-                v_file_id: r.uuid()?,
-                v_file_type: r.i16()?,
+                id: u64::from_le_bytes(codec::at(b0, 0)),
+                filename: v_filename,
+                file_path: b1[0],
+                delete_on_completion: b1[1] != 0,
+                use_big_packets: b1[2] != 0,
+                v_file_id: ::uuid::Uuid::from_bytes(codec::at(b1, 3)),
+                v_file_type: i16::from_le_bytes(codec::at(b1, 19)),
             })
         }
 
@@ -21724,7 +22164,7 @@ impl MessageType for RequestXfer {
 pub mod abort_xfer {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `XferID` block of `AbortXfer`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -21740,9 +22180,10 @@ pub mod abort_xfer {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[8, 4])?;
             Ok(Self {
-                id: r.u64()?,
-                result: r.i32()?,
+                id: u64::from_le_bytes(codec::at(b0, 0)),
+                result: i32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -21822,9 +22263,10 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                id: r.uuid()?,
-                is_trial: r.bool()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                is_trial: b0[16] != 0,
             })
         }
 
@@ -21856,8 +22298,9 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_texture_entry = r.var2()?;
             Ok(Self {
-                texture_entry: r.var2()?,
+                texture_entry: v_texture_entry,
             })
         }
 
@@ -21887,9 +22330,8 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self {
-                param_value: r.u8()?,
-            })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { param_value: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21922,10 +22364,11 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 9;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[1, 4, 4])?;
             Ok(Self {
-                appearance_version: r.u8()?,
-                cof_version: r.i32()?,
-                flags: r.u32()?,
+                appearance_version: b0[0],
+                cof_version: i32::from_le_bytes(codec::at(b0, 1)),
+                flags: u32::from_le_bytes(codec::at(b0, 5)),
             })
         }
 
@@ -21959,8 +22402,9 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[12])?;
             Ok(Self {
-                hover_height: r.vec3()?,
+                hover_height: codec::vec3_at(b0, 0),
             })
         }
 
@@ -22093,7 +22537,7 @@ impl MessageType for AvatarAppearance {
 pub mod set_follow_cam_properties {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `SetFollowCamProperties`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22107,8 +22551,9 @@ pub mod set_follow_cam_properties {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -22140,9 +22585,10 @@ pub mod set_follow_cam_properties {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                type_: r.i32()?,
-                value: r.f32()?,
+                type_: i32::from_le_bytes(codec::at(b0, 0)),
+                value: f32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -22227,7 +22673,7 @@ impl MessageType for SetFollowCamProperties {
 pub mod clear_follow_cam_properties {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `ClearFollowCamProperties`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22241,8 +22687,9 @@ pub mod clear_follow_cam_properties {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -22304,7 +22751,7 @@ impl MessageType for ClearFollowCamProperties {
 pub mod request_pay_price {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `RequestPayPrice`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22318,8 +22765,9 @@ pub mod request_pay_price {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                object_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -22382,7 +22830,7 @@ impl MessageType for RequestPayPrice {
 pub mod pay_price_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `PayPriceReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22398,9 +22846,10 @@ pub mod pay_price_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                default_pay_price: r.i32()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                default_pay_price: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -22432,8 +22881,9 @@ pub mod pay_price_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                pay_button: r.i32()?,
+                pay_button: i32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -22544,9 +22994,10 @@ pub mod kick_user {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[4, 2])?;
             Ok(Self {
-                target_ip: r.ipaddr()?,
-                target_port: r.ipport()?,
+                target_ip: codec::ipaddr_at(b0, 0),
+                target_port: u16::from_be_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -22584,10 +23035,12 @@ pub mod kick_user {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_reason = r.var2()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                reason: r.var2()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                reason: v_reason,
             })
         }
 
@@ -22665,7 +23118,7 @@ impl MessageType for KickUser {
 pub mod kick_user_ack {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `UserInfo` block of `KickUserAck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22681,9 +23134,10 @@ pub mod kick_user_ack {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                session_id: r.uuid()?,
-                flags: r.u32()?,
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -22772,12 +23226,14 @@ pub mod god_kick_user {
         pub const MIN_SIZE: usize = 54;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
+            let v_reason = r.var2()?;
             Ok(Self {
-                god_id: r.uuid()?,
-                god_session_id: r.uuid()?,
-                agent_id: r.uuid()?,
-                kick_flags: r.u32()?,
-                reason: r.var2()?,
+                god_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                god_session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                kick_flags: u32::from_le_bytes(codec::at(b0, 48)),
+                reason: v_reason,
             })
         }
 
@@ -22850,7 +23306,7 @@ impl MessageType for GodKickUser {
 pub mod system_kick_user {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentInfo` block of `SystemKickUser`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22864,8 +23320,9 @@ pub mod system_kick_user {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -22940,7 +23397,7 @@ impl MessageType for SystemKickUser {
 pub mod eject_user {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EjectUser`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -22956,9 +23413,10 @@ pub mod eject_user {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -22992,9 +23450,10 @@ pub mod eject_user {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                target_id: r.uuid()?,
-                flags: r.u32()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23067,7 +23526,7 @@ impl MessageType for EjectUser {
 pub mod freeze_user {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `FreezeUser`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -23083,9 +23542,10 @@ pub mod freeze_user {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23119,9 +23579,10 @@ pub mod freeze_user {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                target_id: r.uuid()?,
-                flags: r.u32()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23195,7 +23656,7 @@ impl MessageType for FreezeUser {
 pub mod avatar_properties_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AvatarPropertiesRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -23213,10 +23674,11 @@ pub mod avatar_properties_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                avatar_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -23284,7 +23746,7 @@ impl MessageType for AvatarPropertiesRequest {
 pub mod avatar_properties_request_backend {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AvatarPropertiesRequestBackend`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -23304,11 +23766,12 @@ pub mod avatar_properties_request_backend {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<34>(&[16, 16, 1, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                avatar_id: r.uuid()?,
-                god_level: r.u8()?,
-                web_profiles_disabled: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                god_level: b0[32],
+                web_profiles_disabled: b0[33] != 0,
             })
         }
 
@@ -23401,9 +23864,10 @@ pub mod avatar_properties_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                avatar_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23461,16 +23925,23 @@ pub mod avatar_properties_reply {
         pub const MIN_SIZE: usize = 58;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
+            let v_about_text = r.var2()?;
+            let v_fl_about_text = r.var1()?;
+            let v_born_on = r.var1()?;
+            let v_profile_url = r.var1()?;
+            let v_charter_member = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                image_id: r.uuid()?,
-                fl_image_id: r.uuid()?,
-                partner_id: r.uuid()?,
-                about_text: r.var2()?,
-                fl_about_text: r.var1()?,
-                born_on: r.var1()?,
-                profile_url: r.var1()?,
-                charter_member: r.var1()?,
-                flags: r.u32()?,
+                image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                fl_image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                partner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                about_text: v_about_text,
+                fl_about_text: v_fl_about_text,
+                born_on: v_born_on,
+                profile_url: v_profile_url,
+                charter_member: v_charter_member,
+                flags: u32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -23587,9 +24058,10 @@ pub mod avatar_interests_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                avatar_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23635,12 +24107,17 @@ pub mod avatar_interests_reply {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_want_to_text = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
+            let v_skills_text = r.var1()?;
+            let v_languages_text = r.var1()?;
             Ok(Self {
-                want_to_mask: r.u32()?,
-                want_to_text: r.var1()?,
-                skills_mask: r.u32()?,
-                skills_text: r.var1()?,
-                languages_text: r.var1()?,
+                want_to_mask: u32::from_le_bytes(codec::at(b0, 0)),
+                want_to_text: v_want_to_text,
+                skills_mask: u32::from_le_bytes(codec::at(b1, 0)),
+                skills_text: v_skills_text,
+                languages_text: v_languages_text,
             })
         }
 
@@ -23742,9 +24219,10 @@ pub mod avatar_groups_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                avatar_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23786,13 +24264,18 @@ pub mod avatar_groups_reply {
         pub const MIN_SIZE: usize = 43;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[8, 1])?;
+            let v_group_title = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_group_name = r.var1()?;
+            let b2 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_powers: r.u64()?,
-                accept_notices: r.bool()?,
-                group_title: r.var1()?,
-                group_id: r.uuid()?,
-                group_name: r.var1()?,
-                group_insignia_id: r.uuid()?,
+                group_powers: u64::from_le_bytes(codec::at(b0, 0)),
+                accept_notices: b0[8] != 0,
+                group_title: v_group_title,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                group_name: v_group_name,
+                group_insignia_id: ::uuid::Uuid::from_bytes(codec::at(b2, 0)),
             })
         }
 
@@ -23834,8 +24317,9 @@ pub mod avatar_groups_reply {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                list_in_profile: r.bool()?,
+                list_in_profile: b0[0] != 0,
             })
         }
 
@@ -23945,9 +24429,10 @@ pub mod avatar_properties_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -23999,14 +24484,19 @@ pub mod avatar_properties_update {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_about_text = r.var2()?;
+            let v_fl_about_text = r.var1()?;
+            let b1 = r.fixed_run::<2>(&[1, 1])?;
+            let v_profile_url = r.var1()?;
             Ok(Self {
-                image_id: r.uuid()?,
-                fl_image_id: r.uuid()?,
-                about_text: r.var2()?,
-                fl_about_text: r.var1()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
-                profile_url: r.var1()?,
+                image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                fl_image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                about_text: v_about_text,
+                fl_about_text: v_fl_about_text,
+                allow_publish: b1[0] != 0,
+                mature_publish: b1[1] != 0,
+                profile_url: v_profile_url,
             })
         }
 
@@ -24110,9 +24600,10 @@ pub mod avatar_interests_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -24158,12 +24649,17 @@ pub mod avatar_interests_update {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_want_to_text = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
+            let v_skills_text = r.var1()?;
+            let v_languages_text = r.var1()?;
             Ok(Self {
-                want_to_mask: r.u32()?,
-                want_to_text: r.var1()?,
-                skills_mask: r.u32()?,
-                skills_text: r.var1()?,
-                languages_text: r.var1()?,
+                want_to_mask: u32::from_le_bytes(codec::at(b0, 0)),
+                want_to_text: v_want_to_text,
+                skills_mask: u32::from_le_bytes(codec::at(b1, 0)),
+                skills_text: v_skills_text,
+                languages_text: v_languages_text,
             })
         }
 
@@ -24261,8 +24757,9 @@ pub mod avatar_notes_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -24296,9 +24793,11 @@ pub mod avatar_notes_reply {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_notes = r.var2()?;
             Ok(Self {
-                target_id: r.uuid()?,
-                notes: r.var2()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                notes: v_notes,
             })
         }
 
@@ -24388,9 +24887,10 @@ pub mod avatar_notes_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -24426,9 +24926,11 @@ pub mod avatar_notes_update {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_notes = r.var2()?;
             Ok(Self {
-                target_id: r.uuid()?,
-                notes: r.var2()?,
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                notes: v_notes,
             })
         }
 
@@ -24517,9 +25019,10 @@ pub mod avatar_picks_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                target_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -24555,9 +25058,11 @@ pub mod avatar_picks_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_pick_name = r.var1()?;
             Ok(Self {
-                pick_id: r.uuid()?,
-                pick_name: r.var1()?,
+                pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                pick_name: v_pick_name,
             })
         }
 
@@ -24640,7 +25145,7 @@ impl MessageType for AvatarPicksReply {
 pub mod event_info_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EventInfoRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -24656,9 +25161,10 @@ pub mod event_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -24690,7 +25196,10 @@ pub mod event_info_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24775,8 +25284,9 @@ pub mod event_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -24830,20 +25340,29 @@ pub mod event_info_reply {
         pub const MIN_SIZE: usize = 55;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_creator = r.var1()?;
+            let v_name = r.var1()?;
+            let v_category = r.var1()?;
+            let v_desc = r.var2()?;
+            let v_date = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<28>(&[24, 4])?;
             Ok(Self {
-                event_id: r.u32()?,
-                creator: r.var1()?,
-                name: r.var1()?,
-                category: r.var1()?,
-                desc: r.var2()?,
-                date: r.var1()?,
-                date_utc: r.u32()?,
-                duration: r.u32()?,
-                cover: r.u32()?,
-                amount: r.u32()?,
-                sim_name: r.var1()?,
-                global_pos: r.dvec3()?,
-                event_flags: r.u32()?,
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+                creator: v_creator,
+                name: v_name,
+                category: v_category,
+                desc: v_desc,
+                date: v_date,
+                date_utc: u32::from_le_bytes(codec::at(b1, 0)),
+                duration: u32::from_le_bytes(codec::at(b1, 4)),
+                cover: u32::from_le_bytes(codec::at(b1, 8)),
+                amount: u32::from_le_bytes(codec::at(b1, 12)),
+                sim_name: v_sim_name,
+                global_pos: codec::dvec3_at(b2, 0),
+                event_flags: u32::from_le_bytes(codec::at(b2, 24)),
             })
         }
 
@@ -24950,7 +25469,7 @@ impl MessageType for EventInfoReply {
 pub mod event_notification_add_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EventNotificationAddRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -24966,9 +25485,10 @@ pub mod event_notification_add_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25000,7 +25520,10 @@ pub mod event_notification_add_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25071,7 +25594,7 @@ impl MessageType for EventNotificationAddRequest {
 pub mod event_notification_remove_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EventNotificationRemoveRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -25087,9 +25610,10 @@ pub mod event_notification_remove_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25121,7 +25645,10 @@ pub mod event_notification_remove_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25208,9 +25735,10 @@ pub mod event_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25242,7 +25770,10 @@ pub mod event_god_delete {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25279,11 +25810,14 @@ pub mod event_god_delete {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_query_text = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                query_text: r.var1()?,
-                query_flags: r.u32()?,
-                query_start: r.i32()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_text: v_query_text,
+                query_flags: u32::from_le_bytes(codec::at(b1, 0)),
+                query_start: i32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -25385,8 +25919,9 @@ pub mod pick_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -25440,20 +25975,28 @@ pub mod pick_info_reply {
         pub const MIN_SIZE: usize = 100;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<49>(&[16, 16, 1, 16])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var2()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_user = r.var1()?;
+            let v_original_name = r.var1()?;
+            let v_sim_name = r.var1()?;
+            let b2 = r.fixed_run::<29>(&[24, 4, 1])?;
             Ok(Self {
-                pick_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                top_pick: r.bool()?,
-                parcel_id: r.uuid()?,
-                name: r.var1()?,
-                desc: r.var2()?,
-                snapshot_id: r.uuid()?,
-                user: r.var1()?,
-                original_name: r.var1()?,
-                sim_name: r.var1()?,
-                pos_global: r.dvec3()?,
-                sort_order: r.i32()?,
-                enabled: r.bool()?,
+                pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                top_pick: b0[32] != 0,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 33)),
+                name: v_name,
+                desc: v_desc,
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                user: v_user,
+                original_name: v_original_name,
+                sim_name: v_sim_name,
+                pos_global: codec::dvec3_at(b2, 0),
+                sort_order: i32::from_le_bytes(codec::at(b2, 24)),
+                enabled: b2[28] != 0,
             })
         }
 
@@ -25574,9 +26117,10 @@ pub mod pick_info_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25626,17 +26170,21 @@ pub mod pick_info_update {
         pub const MIN_SIZE: usize = 97;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<49>(&[16, 16, 1, 16])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var2()?;
+            let b1 = r.fixed_run::<45>(&[16, 24, 4, 1])?;
             Ok(Self {
-                pick_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                top_pick: r.bool()?,
-                parcel_id: r.uuid()?,
-                name: r.var1()?,
-                desc: r.var2()?,
-                snapshot_id: r.uuid()?,
-                pos_global: r.dvec3()?,
-                sort_order: r.i32()?,
-                enabled: r.bool()?,
+                pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                top_pick: b0[32] != 0,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 33)),
+                name: v_name,
+                desc: v_desc,
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                pos_global: codec::dvec3_at(b1, 16),
+                sort_order: i32::from_le_bytes(codec::at(b1, 40)),
+                enabled: b1[44] != 0,
             })
         }
 
@@ -25729,7 +26277,7 @@ impl MessageType for PickInfoUpdate {
 pub mod pick_delete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `PickDelete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -25745,9 +26293,10 @@ pub mod pick_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25779,7 +26328,10 @@ pub mod pick_delete {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { pick_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25850,7 +26402,7 @@ impl MessageType for PickDelete {
 pub mod pick_god_delete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `PickGodDelete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -25866,9 +26418,10 @@ pub mod pick_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -25902,9 +26455,10 @@ pub mod pick_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                pick_id: r.uuid()?,
-                query_id: r.uuid()?,
+                pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -26002,12 +26556,16 @@ pub mod script_question {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_object_name = r.var1()?;
+            let v_object_owner = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                object_name: r.var1()?,
-                object_owner: r.var1()?,
-                questions: r.i32()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                object_name: v_object_name,
+                object_owner: v_object_owner,
+                questions: i32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -26045,8 +26603,9 @@ pub mod script_question {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                experience_id: r.uuid()?,
+                experience_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -26116,7 +26675,7 @@ impl MessageType for ScriptQuestion {
 pub mod script_control_change {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `ScriptControlChange`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -26134,10 +26693,11 @@ pub mod script_control_change {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[1, 4, 1])?;
             Ok(Self {
-                take_controls: r.bool()?,
-                controls: r.u32()?,
-                pass_to_agent: r.bool()?,
+                take_controls: b0[0] != 0,
+                controls: u32::from_le_bytes(codec::at(b0, 1)),
+                pass_to_agent: b0[5] != 0,
             })
         }
 
@@ -26238,14 +26798,20 @@ pub mod script_dialog {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_first_name = r.var1()?;
+            let v_last_name = r.var1()?;
+            let v_object_name = r.var1()?;
+            let v_message = r.var2()?;
+            let b1 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                first_name: r.var1()?,
-                last_name: r.var1()?,
-                object_name: r.var1()?,
-                message: r.var2()?,
-                chat_channel: r.i32()?,
-                image_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                first_name: v_first_name,
+                last_name: v_last_name,
+                object_name: v_object_name,
+                message: v_message,
+                chat_channel: i32::from_le_bytes(codec::at(b1, 0)),
+                image_id: ::uuid::Uuid::from_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -26294,8 +26860,9 @@ pub mod script_dialog {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_button_label = r.var1()?;
             Ok(Self {
-                button_label: r.var1()?,
+                button_label: v_button_label,
             })
         }
 
@@ -26325,8 +26892,9 @@ pub mod script_dialog {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                owner_id: r.uuid()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -26444,9 +27012,10 @@ pub mod script_dialog_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -26484,11 +27053,13 @@ pub mod script_dialog_reply {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
+            let v_button_label = r.var1()?;
             Ok(Self {
-                object_id: r.uuid()?,
-                chat_channel: r.i32()?,
-                button_index: r.i32()?,
-                button_label: r.var1()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                chat_channel: i32::from_le_bytes(codec::at(b0, 16)),
+                button_index: i32::from_le_bytes(codec::at(b0, 20)),
+                button_label: v_button_label,
             })
         }
 
@@ -26565,7 +27136,7 @@ impl MessageType for ScriptDialogReply {
 pub mod force_script_control_release {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ForceScriptControlRelease`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -26581,9 +27152,10 @@ pub mod force_script_control_release {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -26648,7 +27220,7 @@ impl MessageType for ForceScriptControlRelease {
 pub mod revoke_permissions {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RevokePermissions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -26664,9 +27236,10 @@ pub mod revoke_permissions {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -26700,9 +27273,10 @@ pub mod revoke_permissions {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                object_permissions: r.u32()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_permissions: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -26801,13 +27375,17 @@ pub mod load_url {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_object_name = r.var1()?;
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_message = r.var1()?;
+            let v_url = r.var1()?;
             Ok(Self {
-                object_name: r.var1()?,
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                owner_is_group: r.bool()?,
-                message: r.var1()?,
-                url: r.var1()?,
+                object_name: v_object_name,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_is_group: b0[32] != 0,
+                message: v_message,
+                url: v_url,
             })
         }
 
@@ -26902,11 +27480,14 @@ pub mod script_teleport_request {
         pub const MIN_SIZE: usize = 26;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_object_name = r.var1()?;
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<24>(&[12, 12])?;
             Ok(Self {
-                object_name: r.var1()?,
-                sim_name: r.var1()?,
-                sim_position: r.vec3()?,
-                look_at: r.vec3()?,
+                object_name: v_object_name,
+                sim_name: v_sim_name,
+                sim_position: codec::vec3_at(b0, 0),
+                look_at: codec::vec3_at(b0, 12),
             })
         }
 
@@ -26942,7 +27523,10 @@ pub mod script_teleport_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { flags: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27042,9 +27626,11 @@ pub mod parcel_overlay {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_data = r.var2()?;
             Ok(Self {
-                sequence_id: r.i32()?,
-                data: r.var2()?,
+                sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
+                data: v_data,
             })
         }
 
@@ -27114,7 +27700,7 @@ impl MessageType for ParcelOverlay {
 pub mod parcel_properties_request_by_id {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelPropertiesRequestByID`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -27130,9 +27716,10 @@ pub mod parcel_properties_request_by_id {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -27166,9 +27753,10 @@ pub mod parcel_properties_request_by_id {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                sequence_id: r.i32()?,
-                local_id: r.i32()?,
+                sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
+                local_id: i32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -27257,9 +27845,10 @@ pub mod parcel_properties_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -27335,26 +27924,32 @@ pub mod parcel_properties_update {
         pub const MIN_SIZE: usize = 119;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
+            let v_name = r.var1()?;
+            let v_desc = r.var1()?;
+            let v_music_url = r.var1()?;
+            let v_media_url = r.var1()?;
+            let b1 = r.fixed_run::<99>(&[16, 1, 16, 4, 4, 1, 16, 16, 12, 12, 1])?;
             Ok(Self {
-                local_id: r.i32()?,
-                flags: r.u32()?,
-                parcel_flags: r.u32()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                desc: r.var1()?,
-                music_url: r.var1()?,
-                media_url: r.var1()?,
-                media_id: r.uuid()?,
-                media_auto_scale: r.u8()?,
-                group_id: r.uuid()?,
-                pass_price: r.i32()?,
-                pass_hours: r.f32()?,
-                category: r.u8()?,
-                auth_buyer_id: r.uuid()?,
-                snapshot_id: r.uuid()?,
-                user_location: r.vec3()?,
-                user_look_at: r.vec3()?,
-                landing_type: r.u8()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 4)),
+                parcel_flags: u32::from_le_bytes(codec::at(b0, 8)),
+                sale_price: i32::from_le_bytes(codec::at(b0, 12)),
+                name: v_name,
+                desc: v_desc,
+                music_url: v_music_url,
+                media_url: v_media_url,
+                media_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                media_auto_scale: b1[16],
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b1, 17)),
+                pass_price: i32::from_le_bytes(codec::at(b1, 33)),
+                pass_hours: f32::from_le_bytes(codec::at(b1, 37)),
+                category: b1[41],
+                auth_buyer_id: ::uuid::Uuid::from_bytes(codec::at(b1, 42)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 58)),
+                user_location: codec::vec3_at(b1, 74),
+                user_look_at: codec::vec3_at(b1, 86),
+                landing_type: b1[98],
             })
         }
 
@@ -27468,7 +28063,7 @@ impl MessageType for ParcelPropertiesUpdate {
 pub mod parcel_return_objects {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelReturnObjects`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -27484,9 +28079,10 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -27520,9 +28116,10 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                return_type: r.u32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                return_type: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -27554,7 +28151,10 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { task_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27583,8 +28183,9 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                owner_id: r.uuid()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -27698,7 +28299,7 @@ impl MessageType for ParcelReturnObjects {
 pub mod parcel_set_other_clean_time {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelSetOtherCleanTime`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -27714,9 +28315,10 @@ pub mod parcel_set_other_clean_time {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -27750,9 +28352,10 @@ pub mod parcel_set_other_clean_time {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                other_clean_time: r.i32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                other_clean_time: i32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -27825,7 +28428,7 @@ impl MessageType for ParcelSetOtherCleanTime {
 pub mod parcel_disable_objects {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelDisableObjects`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -27841,9 +28444,10 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -27877,9 +28481,10 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                return_type: r.u32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                return_type: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -27911,7 +28516,10 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { task_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27940,8 +28548,9 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                owner_id: r.uuid()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -28056,7 +28665,7 @@ impl MessageType for ParcelDisableObjects {
 pub mod parcel_select_objects {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelSelectObjects`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28072,9 +28681,10 @@ pub mod parcel_select_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28108,9 +28718,10 @@ pub mod parcel_select_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                return_type: r.u32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                return_type: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -28142,8 +28753,9 @@ pub mod parcel_select_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                return_id: r.uuid()?,
+                return_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -28236,7 +28848,7 @@ impl MessageType for ParcelSelectObjects {
 pub mod estate_covenant_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EstateCovenantRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28252,9 +28864,10 @@ pub mod estate_covenant_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28342,11 +28955,14 @@ pub mod estate_covenant_reply {
         pub const MIN_SIZE: usize = 37;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
+            let v_estate_name = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                covenant_id: r.uuid()?,
-                covenant_timestamp: r.u32()?,
-                estate_name: r.var1()?,
-                estate_owner_id: r.uuid()?,
+                covenant_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                covenant_timestamp: u32::from_le_bytes(codec::at(b0, 16)),
+                estate_name: v_estate_name,
+                estate_owner_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -28419,7 +29035,7 @@ impl MessageType for EstateCovenantReply {
 pub mod force_object_select {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Header` block of `ForceObjectSelect`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28433,8 +29049,9 @@ pub mod force_object_select {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                reset_list: r.bool()?,
+                reset_list: b0[0] != 0,
             })
         }
 
@@ -28464,7 +29081,10 @@ pub mod force_object_select {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28542,7 +29162,7 @@ impl MessageType for ForceObjectSelect {
 pub mod parcel_buy_pass {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelBuyPass`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28558,9 +29178,10 @@ pub mod parcel_buy_pass {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28592,7 +29213,10 @@ pub mod parcel_buy_pass {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28662,7 +29286,7 @@ impl MessageType for ParcelBuyPass {
 pub mod parcel_deed_to_group {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelDeedToGroup`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28678,9 +29302,10 @@ pub mod parcel_deed_to_group {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28716,9 +29341,10 @@ pub mod parcel_deed_to_group {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                local_id: r.i32()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                local_id: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28791,7 +29417,7 @@ impl MessageType for ParcelDeedToGroup {
 pub mod parcel_reclaim {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelReclaim`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28807,9 +29433,10 @@ pub mod parcel_reclaim {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28843,7 +29470,10 @@ pub mod parcel_reclaim {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28911,7 +29541,7 @@ impl MessageType for ParcelReclaim {
 pub mod parcel_claim {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelClaim`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -28927,9 +29557,10 @@ pub mod parcel_claim {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -28967,10 +29598,11 @@ pub mod parcel_claim {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                is_group_owned: r.bool()?,
-                final_: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                is_group_owned: b0[16] != 0,
+                final_: b0[17] != 0,
             })
         }
 
@@ -29010,11 +29642,12 @@ pub mod parcel_claim {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
             Ok(Self {
-                west: r.f32()?,
-                south: r.f32()?,
-                east: r.f32()?,
-                north: r.f32()?,
+                west: f32::from_le_bytes(codec::at(b0, 0)),
+                south: f32::from_le_bytes(codec::at(b0, 4)),
+                east: f32::from_le_bytes(codec::at(b0, 8)),
+                north: f32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -29113,7 +29746,7 @@ impl MessageType for ParcelClaim {
 pub mod parcel_join {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelJoin`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29129,9 +29762,10 @@ pub mod parcel_join {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29169,11 +29803,12 @@ pub mod parcel_join {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
             Ok(Self {
-                west: r.f32()?,
-                south: r.f32()?,
-                east: r.f32()?,
-                north: r.f32()?,
+                west: f32::from_le_bytes(codec::at(b0, 0)),
+                south: f32::from_le_bytes(codec::at(b0, 4)),
+                east: f32::from_le_bytes(codec::at(b0, 8)),
+                north: f32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -29251,7 +29886,7 @@ impl MessageType for ParcelJoin {
 pub mod parcel_divide {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelDivide`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29267,9 +29902,10 @@ pub mod parcel_divide {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29307,11 +29943,12 @@ pub mod parcel_divide {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
             Ok(Self {
-                west: r.f32()?,
-                south: r.f32()?,
-                east: r.f32()?,
-                north: r.f32()?,
+                west: f32::from_le_bytes(codec::at(b0, 0)),
+                south: f32::from_le_bytes(codec::at(b0, 4)),
+                east: f32::from_le_bytes(codec::at(b0, 8)),
+                north: f32::from_le_bytes(codec::at(b0, 12)),
             })
         }
 
@@ -29390,7 +30027,7 @@ impl MessageType for ParcelDivide {
 pub mod parcel_release {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelRelease`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29406,9 +30043,10 @@ pub mod parcel_release {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29442,7 +30080,10 @@ pub mod parcel_release {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29513,7 +30154,7 @@ impl MessageType for ParcelRelease {
 pub mod parcel_buy {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelBuy`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29529,9 +30170,10 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29573,12 +30215,13 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<23>(&[16, 1, 1, 4, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                is_group_owned: r.bool()?,
-                remove_contribution: r.bool()?,
-                local_id: r.i32()?,
-                final_: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                is_group_owned: b0[16] != 0,
+                remove_contribution: b0[17] != 0,
+                local_id: i32::from_le_bytes(codec::at(b0, 18)),
+                final_: b0[22] != 0,
             })
         }
 
@@ -29621,9 +30264,10 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                price: r.i32()?,
-                area: r.i32()?,
+                price: i32::from_le_bytes(codec::at(b0, 0)),
+                area: i32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -29703,7 +30347,7 @@ impl MessageType for ParcelBuy {
 pub mod parcel_god_force_owner {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelGodForceOwner`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29719,9 +30363,10 @@ pub mod parcel_god_force_owner {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29757,9 +30402,10 @@ pub mod parcel_god_force_owner {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                owner_id: r.uuid()?,
-                local_id: r.i32()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                local_id: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29830,7 +30476,7 @@ impl MessageType for ParcelGodForceOwner {
 pub mod parcel_access_list_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelAccessListRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29846,9 +30492,10 @@ pub mod parcel_access_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -29884,10 +30531,11 @@ pub mod parcel_access_list_request {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                sequence_id: r.i32()?,
-                flags: r.u32()?,
-                local_id: r.i32()?,
+                sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 4)),
+                local_id: i32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -29961,7 +30609,7 @@ impl MessageType for ParcelAccessListRequest {
 pub mod parcel_access_list_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `ParcelAccessListReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -29981,11 +30629,12 @@ pub mod parcel_access_list_reply {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                sequence_id: r.i32()?,
-                flags: r.u32()?,
-                local_id: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 20)),
+                local_id: i32::from_le_bytes(codec::at(b0, 24)),
             })
         }
 
@@ -30027,10 +30676,11 @@ pub mod parcel_access_list_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                id: r.uuid()?,
-                time: r.i32()?,
-                flags: r.u32()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                time: i32::from_le_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -30112,7 +30762,7 @@ impl MessageType for ParcelAccessListReply {
 pub mod parcel_access_list_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelAccessListUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -30128,9 +30778,10 @@ pub mod parcel_access_list_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -30170,12 +30821,13 @@ pub mod parcel_access_list_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[4, 4, 16, 4, 4])?;
             Ok(Self {
-                flags: r.u32()?,
-                local_id: r.i32()?,
-                transaction_id: r.uuid()?,
-                sequence_id: r.i32()?,
-                sections: r.i32()?,
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+                local_id: i32::from_le_bytes(codec::at(b0, 4)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 8)),
+                sequence_id: i32::from_le_bytes(codec::at(b0, 24)),
+                sections: i32::from_le_bytes(codec::at(b0, 28)),
             })
         }
 
@@ -30219,10 +30871,11 @@ pub mod parcel_access_list_update {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                id: r.uuid()?,
-                time: r.i32()?,
-                flags: r.u32()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                time: i32::from_le_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -30314,7 +30967,7 @@ impl MessageType for ParcelAccessListUpdate {
 pub mod parcel_dwell_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelDwellRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -30330,9 +30983,10 @@ pub mod parcel_dwell_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -30368,9 +31022,10 @@ pub mod parcel_dwell_request {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                local_id: r.i32()?,
-                parcel_id: r.uuid()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -30442,7 +31097,7 @@ impl MessageType for ParcelDwellRequest {
 pub mod parcel_dwell_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelDwellReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -30456,8 +31111,9 @@ pub mod parcel_dwell_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -30491,10 +31147,11 @@ pub mod parcel_dwell_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[4, 16, 4])?;
             Ok(Self {
-                local_id: r.i32()?,
-                parcel_id: r.uuid()?,
-                dwell: r.f32()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                dwell: f32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -30568,7 +31225,7 @@ impl MessageType for ParcelDwellReply {
 pub mod request_parcel_transfer {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `RequestParcelTransfer`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -30610,18 +31267,19 @@ pub mod request_parcel_transfer {
         pub const MIN_SIZE: usize = 86;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<86>(&[16, 4, 16, 16, 16, 1, 4, 4, 4, 4, 1])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                transaction_time: r.u32()?,
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                flags: r.u8()?,
-                transaction_type: r.i32()?,
-                amount: r.i32()?,
-                billable_area: r.i32()?,
-                actual_area: r.i32()?,
-                final_: r.bool()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_time: u32::from_le_bytes(codec::at(b0, 16)),
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 52)),
+                flags: b0[68],
+                transaction_type: i32::from_le_bytes(codec::at(b0, 69)),
+                amount: i32::from_le_bytes(codec::at(b0, 73)),
+                billable_area: i32::from_le_bytes(codec::at(b0, 77)),
+                actual_area: i32::from_le_bytes(codec::at(b0, 81)),
+                final_: b0[85] != 0,
             })
         }
 
@@ -30677,10 +31335,11 @@ pub mod request_parcel_transfer {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                region_id: r.uuid()?,
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                grid_x: u32::from_le_bytes(codec::at(b0, 16)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -30810,28 +31469,33 @@ pub mod update_parcel {
         pub const MIN_SIZE: usize = 114;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<42>(&[16, 8, 16, 1, 1])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let v_music_url = r.var1()?;
+            let b1 = r.fixed_run::<69>(&[4, 4, 4, 4, 1, 1, 1, 16, 12, 4, 16, 1, 1])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                region_handle: r.u64()?,
-                owner_id: r.uuid()?,
-                group_owned: r.bool()?,
-                status: r.u8()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                music_url: r.var1()?,
-                region_x: r.f32()?,
-                region_y: r.f32()?,
-                actual_area: r.i32()?,
-                billable_area: r.i32()?,
-                show_dir: r.bool()?,
-                is_for_sale: r.bool()?,
-                category: r.u8()?,
-                snapshot_id: r.uuid()?,
-                user_location: r.vec3()?,
-                sale_price: r.i32()?,
-                authorized_buyer_id: r.uuid()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 24)),
+                group_owned: b0[40] != 0,
+                status: b0[41],
+                name: v_name,
+                description: v_description,
+                music_url: v_music_url,
+                region_x: f32::from_le_bytes(codec::at(b1, 0)),
+                region_y: f32::from_le_bytes(codec::at(b1, 4)),
+                actual_area: i32::from_le_bytes(codec::at(b1, 8)),
+                billable_area: i32::from_le_bytes(codec::at(b1, 12)),
+                show_dir: b1[16] != 0,
+                is_for_sale: b1[17] != 0,
+                category: b1[18],
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b1, 19)),
+                user_location: codec::vec3_at(b1, 35),
+                sale_price: i32::from_le_bytes(codec::at(b1, 47)),
+                authorized_buyer_id: ::uuid::Uuid::from_bytes(codec::at(b1, 51)),
+                allow_publish: b1[67] != 0,
+                mature_publish: b1[68] != 0,
             })
         }
 
@@ -30940,7 +31604,7 @@ impl MessageType for UpdateParcel {
 pub mod remove_parcel {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ParcelData` block of `RemoveParcel`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -30954,8 +31618,9 @@ pub mod remove_parcel {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31031,7 +31696,7 @@ impl MessageType for RemoveParcel {
 pub mod merge_parcel {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `MasterParcelData` block of `MergeParcel`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31045,8 +31710,9 @@ pub mod merge_parcel {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                master_id: r.uuid()?,
+                master_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31076,8 +31742,9 @@ pub mod merge_parcel {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                slave_id: r.uuid()?,
+                slave_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31161,7 +31828,7 @@ impl MessageType for MergeParcel {
 pub mod log_parcel_changes {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `LogParcelChanges`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31175,8 +31842,9 @@ pub mod log_parcel_changes {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31206,8 +31874,9 @@ pub mod log_parcel_changes {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31247,13 +31916,14 @@ pub mod log_parcel_changes {
         pub const MIN_SIZE: usize = 54;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<54>(&[16, 16, 1, 4, 1, 16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                is_owner_group: r.bool()?,
-                actual_area: r.i32()?,
-                action: r.i8()?,
-                transaction_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                is_owner_group: b0[32] != 0,
+                actual_area: i32::from_le_bytes(codec::at(b0, 33)),
+                action: i8::from_le_bytes([b0[37]]),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 38)),
             })
         }
 
@@ -31354,7 +32024,7 @@ impl MessageType for LogParcelChanges {
 pub mod check_parcel_sales {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `CheckParcelSales`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31368,8 +32038,9 @@ pub mod check_parcel_sales {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31443,7 +32114,7 @@ impl MessageType for CheckParcelSales {
 pub mod parcel_sales {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ParcelData` block of `ParcelSales`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31459,9 +32130,10 @@ pub mod parcel_sales {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                buyer_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                buyer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -31538,7 +32210,7 @@ impl MessageType for ParcelSales {
 pub mod parcel_god_mark_as_content {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelGodMarkAsContent`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31554,9 +32226,10 @@ pub mod parcel_god_mark_as_content {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -31588,7 +32261,10 @@ pub mod parcel_god_mark_as_content {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.i32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31658,7 +32334,7 @@ impl MessageType for ParcelGodMarkAsContent {
 pub mod viewer_start_auction {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ViewerStartAuction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31674,9 +32350,10 @@ pub mod viewer_start_auction {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -31710,9 +32387,10 @@ pub mod viewer_start_auction {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                local_id: r.i32()?,
-                snapshot_id: r.uuid()?,
+                local_id: i32::from_le_bytes(codec::at(b0, 0)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -31800,8 +32478,9 @@ pub mod start_auction {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -31837,10 +32516,12 @@ pub mod start_auction {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                snapshot_id: r.uuid()?,
-                name: r.var1()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                name: v_name,
             })
         }
 
@@ -31914,7 +32595,7 @@ impl MessageType for StartAuction {
 pub mod confirm_auction_start {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AuctionData` block of `ConfirmAuctionStart`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31930,9 +32611,10 @@ pub mod confirm_auction_start {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                auction_id: r.u32()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                auction_id: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -31996,7 +32678,7 @@ impl MessageType for ConfirmAuctionStart {
 pub mod complete_auction {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ParcelData` block of `CompleteAuction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32010,8 +32692,9 @@ pub mod complete_auction {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -32086,7 +32769,7 @@ impl MessageType for CompleteAuction {
 pub mod cancel_auction {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ParcelData` block of `CancelAuction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32100,8 +32783,9 @@ pub mod cancel_auction {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -32175,7 +32859,7 @@ impl MessageType for CancelAuction {
 pub mod check_parcel_auctions {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RegionData` block of `CheckParcelAuctions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32189,8 +32873,9 @@ pub mod check_parcel_auctions {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
             Ok(Self {
-                region_handle: r.u64()?,
+                region_handle: u64::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -32264,7 +32949,7 @@ impl MessageType for CheckParcelAuctions {
 pub mod parcel_auctions {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ParcelData` block of `ParcelAuctions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32280,9 +32965,10 @@ pub mod parcel_auctions {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                winner_id: r.uuid()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                winner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -32359,7 +33045,7 @@ impl MessageType for ParcelAuctions {
 pub mod uuid_name_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `UUIDNameBlock` block of `UUIDNameRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32373,7 +33059,10 @@ pub mod uuid_name_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32465,10 +33154,13 @@ pub mod uuid_name_reply {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_first_name = r.var1()?;
+            let v_last_name = r.var1()?;
             Ok(Self {
-                id: r.uuid()?,
-                first_name: r.var1()?,
-                last_name: r.var1()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                first_name: v_first_name,
+                last_name: v_last_name,
             })
         }
 
@@ -32547,7 +33239,7 @@ impl MessageType for UuidNameReply {
 pub mod uuid_group_name_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `UUIDNameBlock` block of `UUIDGroupNameRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32561,7 +33253,10 @@ pub mod uuid_group_name_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32651,9 +33346,11 @@ pub mod uuid_group_name_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_group_name = r.var1()?;
             Ok(Self {
-                id: r.uuid()?,
-                group_name: r.var1()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_name: v_group_name,
             })
         }
 
@@ -32762,17 +33459,21 @@ pub mod chat_pass {
         pub const MIN_SIZE: usize = 58;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[4, 12, 16, 16])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<7>(&[1, 1, 4, 1])?;
+            let v_message = r.var2()?;
             Ok(Self {
-                channel: r.i32()?,
-                position: r.vec3()?,
-                id: r.uuid()?,
-                owner_id: r.uuid()?,
-                name: r.var1()?,
-                source_type: r.u8()?,
-                type_: r.u8()?,
-                radius: r.f32()?,
-                sim_access: r.u8()?,
-                message: r.var2()?,
+                channel: i32::from_le_bytes(codec::at(b0, 0)),
+                position: codec::vec3_at(b0, 4),
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                name: v_name,
+                source_type: b1[0],
+                type_: b1[1],
+                radius: f32::from_le_bytes(codec::at(b1, 2)),
+                sim_access: b1[6],
+                message: v_message,
             })
         }
 
@@ -32855,7 +33556,7 @@ impl MessageType for ChatPass {
 pub mod child_agent_dying {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ChildAgentDying`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32871,9 +33572,10 @@ pub mod child_agent_dying {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -32938,7 +33640,7 @@ impl MessageType for ChildAgentDying {
 pub mod child_agent_unknown {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ChildAgentUnknown`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32954,9 +33656,10 @@ pub mod child_agent_unknown {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33020,7 +33723,7 @@ impl MessageType for ChildAgentUnknown {
 pub mod kill_child_agents {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `IDBlock` block of `KillChildAgents`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33034,8 +33737,9 @@ pub mod kill_child_agents {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -33097,7 +33801,7 @@ impl MessageType for KillChildAgents {
 pub mod get_script_running {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Script` block of `GetScriptRunning`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33113,9 +33817,10 @@ pub mod get_script_running {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                item_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33180,7 +33885,7 @@ impl MessageType for GetScriptRunning {
 pub mod script_running_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Script` block of `ScriptRunningReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33198,10 +33903,11 @@ pub mod script_running_reply {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                item_id: r.uuid()?,
-                running: r.bool()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                running: b0[32] != 0,
             })
         }
 
@@ -33267,7 +33973,7 @@ impl MessageType for ScriptRunningReply {
 pub mod set_script_running {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SetScriptRunning`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33283,9 +33989,10 @@ pub mod set_script_running {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33321,10 +34028,11 @@ pub mod set_script_running {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                item_id: r.uuid()?,
-                running: r.bool()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                running: b0[32] != 0,
             })
         }
 
@@ -33398,7 +34106,7 @@ impl MessageType for SetScriptRunning {
 pub mod script_reset {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ScriptReset`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33414,9 +34122,10 @@ pub mod script_reset {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33450,9 +34159,10 @@ pub mod script_reset {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                item_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33557,18 +34267,21 @@ pub mod script_sensor_request {
         pub const MIN_SIZE: usize = 94;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<72>(&[16, 16, 16, 12, 12])?;
+            let v_search_name = r.var1()?;
+            let b1 = r.fixed_run::<21>(&[4, 4, 4, 8, 1])?;
             Ok(Self {
-                source_id: r.uuid()?,
-                request_id: r.uuid()?,
-                search_id: r.uuid()?,
-                search_pos: r.vec3()?,
-                search_dir: r.quat()?,
-                search_name: r.var1()?,
-                type_: r.i32()?,
-                range: r.f32()?,
-                arc: r.f32()?,
-                region_handle: r.u64()?,
-                search_regions: r.u8()?,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                search_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                search_pos: codec::vec3_at(b0, 48),
+                search_dir: codec::quat_at(b0, 60),
+                search_name: v_search_name,
+                type_: i32::from_le_bytes(codec::at(b1, 0)),
+                range: f32::from_le_bytes(codec::at(b1, 4)),
+                arc: f32::from_le_bytes(codec::at(b1, 8)),
+                region_handle: u64::from_le_bytes(codec::at(b1, 12)),
+                search_regions: b1[20],
             })
         }
 
@@ -33664,8 +34377,9 @@ pub mod script_sensor_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                source_id: r.uuid()?,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -33711,16 +34425,19 @@ pub mod script_sensor_reply {
         pub const MIN_SIZE: usize = 93;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<84>(&[16, 16, 16, 12, 12, 12])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                position: r.vec3()?,
-                velocity: r.vec3()?,
-                rotation: r.quat()?,
-                name: r.var1()?,
-                type_: r.i32()?,
-                range: r.f32()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                position: codec::vec3_at(b0, 48),
+                velocity: codec::vec3_at(b0, 60),
+                rotation: codec::quat_at(b0, 72),
+                name: v_name,
+                type_: i32::from_le_bytes(codec::at(b1, 0)),
+                range: f32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -33819,7 +34536,7 @@ impl MessageType for ScriptSensorReply {
 pub mod complete_agent_movement {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `CompleteAgentMovement`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33837,10 +34554,11 @@ pub mod complete_agent_movement {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                circuit_code: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -33924,9 +34642,10 @@ pub mod agent_movement_complete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -33964,11 +34683,12 @@ pub mod agent_movement_complete {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[12, 12, 8, 4])?;
             Ok(Self {
-                position: r.vec3()?,
-                look_at: r.vec3()?,
-                region_handle: r.u64()?,
-                timestamp: r.u32()?,
+                position: codec::vec3_at(b0, 0),
+                look_at: codec::vec3_at(b0, 12),
+                region_handle: u64::from_le_bytes(codec::at(b0, 24)),
+                timestamp: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -34004,8 +34724,9 @@ pub mod agent_movement_complete {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_channel_version = r.var2()?;
             Ok(Self {
-                channel_version: r.var2()?,
+                channel_version: v_channel_version,
             })
         }
 
@@ -34084,7 +34805,7 @@ impl MessageType for AgentMovementComplete {
 pub mod data_server_logout {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `UserData` block of `DataServerLogout`.
     #[derive(Debug, Clone, PartialEq)]
@@ -34115,11 +34836,12 @@ pub mod data_server_logout {
         pub const MIN_SIZE: usize = 37;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<37>(&[16, 4, 1, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                viewer_ip: r.ipaddr()?,
-                disconnect: r.bool()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                viewer_ip: codec::ipaddr_at(b0, 16),
+                disconnect: b0[20] != 0,
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 21)),
             })
         }
 
@@ -34187,7 +34909,7 @@ impl MessageType for DataServerLogout {
 pub mod logout_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `LogoutRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -34203,9 +34925,10 @@ pub mod logout_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -34271,7 +34994,7 @@ impl MessageType for LogoutRequest {
 pub mod logout_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `LogoutReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -34287,9 +35010,10 @@ pub mod logout_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -34323,7 +35047,10 @@ pub mod logout_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { item_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34425,9 +35152,10 @@ pub mod improved_instant_message {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -34483,19 +35211,23 @@ pub mod improved_instant_message {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<71>(&[1, 16, 4, 16, 12, 1, 1, 16, 4])?;
+            let v_from_agent_name = r.var1()?;
+            let v_message = r.var2()?;
+            let v_binary_bucket = r.var2()?;
             Ok(Self {
-                from_group: r.bool()?,
-                to_agent_id: r.uuid()?,
-                parent_estate_id: r.u32()?,
-                region_id: r.uuid()?,
-                position: r.vec3()?,
-                offline: r.u8()?,
-                dialog: r.u8()?,
-                id: r.uuid()?,
-                timestamp: r.u32()?,
-                from_agent_name: r.var1()?,
-                message: r.var2()?,
-                binary_bucket: r.var2()?,
+                from_group: b0[0] != 0,
+                to_agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
+                parent_estate_id: u32::from_le_bytes(codec::at(b0, 17)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 21)),
+                position: codec::vec3_at(b0, 37),
+                offline: b0[49],
+                dialog: b0[50],
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 51)),
+                timestamp: u32::from_le_bytes(codec::at(b0, 67)),
+                from_agent_name: v_from_agent_name,
+                message: v_message,
+                binary_bucket: v_binary_bucket,
             })
         }
 
@@ -34599,7 +35331,7 @@ impl MessageType for ImprovedInstantMessage {
 pub mod retrieve_instant_messages {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RetrieveInstantMessages`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -34615,9 +35347,10 @@ pub mod retrieve_instant_messages {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -34682,7 +35415,7 @@ impl MessageType for RetrieveInstantMessages {
 pub mod find_agent {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentBlock` block of `FindAgent`.
     #[derive(Debug, Clone, PartialEq)]
@@ -34710,10 +35443,11 @@ pub mod find_agent {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                hunter: r.uuid()?,
-                prey: r.uuid()?,
-                space_ip: r.ipaddr()?,
+                hunter: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                prey: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                space_ip: codec::ipaddr_at(b0, 32),
             })
         }
 
@@ -34749,9 +35483,10 @@ pub mod find_agent {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[8, 8])?;
             Ok(Self {
-                global_x: r.f64()?,
-                global_y: r.f64()?,
+                global_x: f64::from_le_bytes(codec::at(b0, 0)),
+                global_y: f64::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -34838,7 +35573,7 @@ impl MessageType for FindAgent {
 pub mod request_godlike_powers {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestGodlikePowers`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -34854,9 +35589,10 @@ pub mod request_godlike_powers {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -34892,9 +35628,10 @@ pub mod request_godlike_powers {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[1, 16])?;
             Ok(Self {
-                godlike: r.bool()?,
-                token: r.uuid()?,
+                godlike: b0[0] != 0,
+                token: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -34968,7 +35705,7 @@ impl MessageType for RequestGodlikePowers {
 pub mod grant_godlike_powers {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GrantGodlikePowers`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -34984,9 +35721,10 @@ pub mod grant_godlike_powers {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -35022,9 +35760,10 @@ pub mod grant_godlike_powers {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[1, 16])?;
             Ok(Self {
-                god_level: r.u8()?,
-                token: r.uuid()?,
+                god_level: b0[0],
+                token: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -35116,10 +35855,11 @@ pub mod godlike_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -35155,9 +35895,11 @@ pub mod godlike_message {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_method = r.var1()?;
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                method: r.var1()?,
-                invoice: r.uuid()?,
+                method: v_method,
+                invoice: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -35189,8 +35931,9 @@ pub mod godlike_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_parameter = r.var1()?;
             Ok(Self {
-                parameter: r.var1()?,
+                parameter: v_parameter,
             })
         }
 
@@ -35300,10 +36043,11 @@ pub mod estate_owner_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -35339,9 +36083,11 @@ pub mod estate_owner_message {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_method = r.var1()?;
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                method: r.var1()?,
-                invoice: r.uuid()?,
+                method: v_method,
+                invoice: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -35373,8 +36119,9 @@ pub mod estate_owner_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_parameter = r.var1()?;
             Ok(Self {
-                parameter: r.var1()?,
+                parameter: v_parameter,
             })
         }
 
@@ -35484,10 +36231,11 @@ pub mod generic_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -35523,9 +36271,11 @@ pub mod generic_message {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_method = r.var1()?;
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                method: r.var1()?,
-                invoice: r.uuid()?,
+                method: v_method,
+                invoice: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -35557,8 +36307,9 @@ pub mod generic_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_parameter = r.var1()?;
             Ok(Self {
-                parameter: r.var1()?,
+                parameter: v_parameter,
             })
         }
 
@@ -35669,10 +36420,11 @@ pub mod large_generic_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -35708,9 +36460,11 @@ pub mod large_generic_message {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_method = r.var1()?;
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                method: r.var1()?,
-                invoice: r.uuid()?,
+                method: v_method,
+                invoice: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -35742,8 +36496,9 @@ pub mod large_generic_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_parameter = r.var2()?;
             Ok(Self {
-                parameter: r.var2()?,
+                parameter: v_parameter,
             })
         }
 
@@ -35836,7 +36591,7 @@ impl MessageType for LargeGenericMessage {
 pub mod mute_list_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MuteListRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -35852,9 +36607,10 @@ pub mod mute_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -35886,7 +36642,10 @@ pub mod mute_list_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { mute_crc: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                mute_crc: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35970,9 +36729,10 @@ pub mod update_mute_list_entry {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -36010,11 +36770,14 @@ pub mod update_mute_list_entry {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_mute_name = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                mute_id: r.uuid()?,
-                mute_name: r.var1()?,
-                mute_type: r.i32()?,
-                mute_flags: r.u32()?,
+                mute_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                mute_name: v_mute_name,
+                mute_type: i32::from_le_bytes(codec::at(b1, 0)),
+                mute_flags: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -36105,9 +36868,10 @@ pub mod remove_mute_list_entry {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -36141,9 +36905,11 @@ pub mod remove_mute_list_entry {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_mute_name = r.var1()?;
             Ok(Self {
-                mute_id: r.uuid()?,
-                mute_name: r.var1()?,
+                mute_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                mute_name: v_mute_name,
             })
         }
 
@@ -36214,7 +36980,7 @@ impl MessageType for RemoveMuteListEntry {
 pub mod copy_inventory_from_notecard {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `CopyInventoryFromNotecard`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -36230,9 +36996,10 @@ pub mod copy_inventory_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -36266,9 +37033,10 @@ pub mod copy_inventory_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                notecard_item_id: r.uuid()?,
-                object_id: r.uuid()?,
+                notecard_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -36302,9 +37070,10 @@ pub mod copy_inventory_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -36415,10 +37184,11 @@ pub mod update_inventory_item {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -36516,29 +37286,34 @@ pub mod update_inventory_item {
         pub const MIN_SIZE: usize = 142;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<132>(&[16, 16, 4, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                callback_id: r.u32()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                callback_id: u32::from_le_bytes(codec::at(b0, 32)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 52)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 68)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 100)),
+                group_owned: b0[104] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 105)),
+                type_: i8::from_le_bytes([b0[121]]),
+                inv_type: i8::from_le_bytes([b0[122]]),
+                flags: u32::from_le_bytes(codec::at(b0, 123)),
+                sale_type: b0[127],
+                sale_price: i32::from_le_bytes(codec::at(b0, 128)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -36684,10 +37459,11 @@ pub mod update_create_inventory_item {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 1, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                sim_approved: r.bool()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                sim_approved: b0[16] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
             })
         }
 
@@ -36783,29 +37559,34 @@ pub mod update_create_inventory_item {
         pub const MIN_SIZE: usize = 142;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<132>(&[16, 16, 4, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                callback_id: r.u32()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                asset_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                callback_id: u32::from_le_bytes(codec::at(b0, 32)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 52)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 68)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 100)),
+                group_owned: b0[104] != 0,
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 105)),
+                type_: i8::from_le_bytes([b0[121]]),
+                inv_type: i8::from_le_bytes([b0[122]]),
+                flags: u32::from_le_bytes(codec::at(b0, 123)),
+                sale_type: b0[127],
+                sale_price: i32::from_le_bytes(codec::at(b0, 128)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -36953,10 +37734,11 @@ pub mod move_inventory_item {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                stamp: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                stamp: b0[32] != 0,
             })
         }
 
@@ -36994,10 +37776,12 @@ pub mod move_inventory_item {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_new_name = r.var1()?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                new_name: r.var1()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                new_name: v_new_name,
             })
         }
 
@@ -37100,9 +37884,10 @@ pub mod copy_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37144,12 +37929,14 @@ pub mod copy_inventory_item {
         pub const MIN_SIZE: usize = 53;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[4, 16, 16, 16])?;
+            let v_new_name = r.var1()?;
             Ok(Self {
-                callback_id: r.u32()?,
-                old_agent_id: r.uuid()?,
-                old_item_id: r.uuid()?,
-                new_folder_id: r.uuid()?,
-                new_name: r.var1()?,
+                callback_id: u32::from_le_bytes(codec::at(b0, 0)),
+                old_agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                old_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                new_folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                new_name: v_new_name,
             })
         }
 
@@ -37245,7 +38032,7 @@ impl MessageType for CopyInventoryItem {
 pub mod remove_inventory_item {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RemoveInventoryItem`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -37261,9 +38048,10 @@ pub mod remove_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37295,7 +38083,10 @@ pub mod remove_inventory_item {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { item_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37377,7 +38168,7 @@ impl MessageType for RemoveInventoryItem {
 pub mod change_inventory_item_flags {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ChangeInventoryItemFlags`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -37393,9 +38184,10 @@ pub mod change_inventory_item_flags {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37429,9 +38221,10 @@ pub mod change_inventory_item_flags {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                flags: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37516,7 +38309,7 @@ impl MessageType for ChangeInventoryItemFlags {
 pub mod save_asset_into_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SaveAssetIntoInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -37530,8 +38323,9 @@ pub mod save_asset_into_inventory {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -37563,9 +38357,10 @@ pub mod save_asset_into_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                new_asset_id: r.uuid()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                new_asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37656,9 +38451,10 @@ pub mod create_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37696,11 +38492,13 @@ pub mod create_inventory_folder {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                parent_id: r.uuid()?,
-                type_: r.i8()?,
-                name: r.var1()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                type_: i8::from_le_bytes([b0[32]]),
+                name: v_name,
             })
         }
 
@@ -37791,9 +38589,10 @@ pub mod update_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -37831,11 +38630,13 @@ pub mod update_inventory_folder {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                parent_id: r.uuid()?,
-                type_: r.i8()?,
-                name: r.var1()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                type_: i8::from_le_bytes([b0[32]]),
+                name: v_name,
             })
         }
 
@@ -37924,7 +38725,7 @@ impl MessageType for UpdateInventoryFolder {
 pub mod move_inventory_folder {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MoveInventoryFolder`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -37944,10 +38745,11 @@ pub mod move_inventory_folder {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                stamp: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                stamp: b0[32] != 0,
             })
         }
 
@@ -37983,9 +38785,10 @@ pub mod move_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                parent_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -38070,7 +38873,7 @@ impl MessageType for MoveInventoryFolder {
 pub mod remove_inventory_folder {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RemoveInventoryFolder`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -38086,9 +38889,10 @@ pub mod remove_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -38120,8 +38924,9 @@ pub mod remove_inventory_folder {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -38204,7 +39009,7 @@ impl MessageType for RemoveInventoryFolder {
 pub mod fetch_inventory_descendents {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `FetchInventoryDescendents`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -38220,9 +39025,10 @@ pub mod fetch_inventory_descendents {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -38268,12 +39074,13 @@ pub mod fetch_inventory_descendents {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<38>(&[16, 16, 4, 1, 1])?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                sort_order: r.i32()?,
-                fetch_folders: r.bool()?,
-                fetch_items: r.bool()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                sort_order: i32::from_le_bytes(codec::at(b0, 32)),
+                fetch_folders: b0[36] != 0,
+                fetch_items: b0[37] != 0,
             })
         }
 
@@ -38378,12 +39185,13 @@ pub mod inventory_descendents {
         pub const MIN_SIZE: usize = 56;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<56>(&[16, 16, 16, 4, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                version: r.i32()?,
-                descendents: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                version: i32::from_le_bytes(codec::at(b0, 48)),
+                descendents: i32::from_le_bytes(codec::at(b0, 52)),
             })
         }
 
@@ -38427,11 +39235,13 @@ pub mod inventory_descendents {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                parent_id: r.uuid()?,
-                type_: r.i8()?,
-                name: r.var1()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                type_: i8::from_le_bytes([b0[32]]),
+                name: v_name,
             })
         }
 
@@ -38525,28 +39335,33 @@ pub mod inventory_descendents {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                asset_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -38693,7 +39508,7 @@ impl MessageType for InventoryDescendents {
 pub mod fetch_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `FetchInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -38709,9 +39524,10 @@ pub mod fetch_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -38745,9 +39561,10 @@ pub mod fetch_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                owner_id: r.uuid()?,
-                item_id: r.uuid()?,
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -38846,8 +39663,9 @@ pub mod fetch_inventory_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -38935,28 +39753,33 @@ pub mod fetch_inventory_reply {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                asset_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -39095,9 +39918,10 @@ pub mod bulk_update_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -39135,11 +39959,13 @@ pub mod bulk_update_inventory {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                parent_id: r.uuid()?,
-                type_: r.i8()?,
-                name: r.var1()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                type_: i8::from_le_bytes([b0[32]]),
+                name: v_name,
             })
         }
 
@@ -39237,29 +40063,34 @@ pub mod bulk_update_inventory {
         pub const MIN_SIZE: usize = 142;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<132>(&[16, 4, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                callback_id: r.u32()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                asset_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                callback_id: u32::from_le_bytes(codec::at(b0, 16)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 52)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 68)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 100)),
+                group_owned: b0[104] != 0,
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 105)),
+                type_: i8::from_le_bytes([b0[121]]),
+                inv_type: i8::from_le_bytes([b0[122]]),
+                flags: u32::from_le_bytes(codec::at(b0, 123)),
+                sale_type: b0[127],
+                sale_price: i32::from_le_bytes(codec::at(b0, 128)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -39407,7 +40238,7 @@ impl MessageType for BulkUpdateInventory {
 pub mod request_inventory_asset {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `QueryData` block of `RequestInventoryAsset`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -39427,11 +40258,12 @@ pub mod request_inventory_asset {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                agent_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                item_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -39500,7 +40332,7 @@ impl MessageType for RequestInventoryAsset {
 pub mod inventory_asset_response {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `QueryData` block of `InventoryAssetResponse`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -39518,10 +40350,11 @@ pub mod inventory_asset_response {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                query_id: r.uuid()?,
-                asset_id: r.uuid()?,
-                is_readable: r.bool()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                is_readable: b0[32] != 0,
             })
         }
 
@@ -39588,7 +40421,7 @@ impl MessageType for InventoryAssetResponse {
 pub mod remove_inventory_objects {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RemoveInventoryObjects`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -39604,9 +40437,10 @@ pub mod remove_inventory_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -39638,8 +40472,9 @@ pub mod remove_inventory_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -39669,7 +40504,10 @@ pub mod remove_inventory_objects {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { item_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39774,7 +40612,7 @@ impl MessageType for RemoveInventoryObjects {
 pub mod purge_inventory_descendents {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `PurgeInventoryDescendents`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -39790,9 +40628,10 @@ pub mod purge_inventory_descendents {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -39824,8 +40663,9 @@ pub mod purge_inventory_descendents {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -39911,9 +40751,10 @@ pub mod update_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -39947,9 +40788,10 @@ pub mod update_task_inventory {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                local_id: r.u32()?,
-                key: r.u8()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                key: b0[4],
             })
         }
 
@@ -40039,28 +40881,33 @@ pub mod update_task_inventory {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -40180,7 +41027,7 @@ impl MessageType for UpdateTaskInventory {
 pub mod remove_task_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RemoveTaskInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -40196,9 +41043,10 @@ pub mod remove_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -40232,9 +41080,10 @@ pub mod remove_task_inventory {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                local_id: r.u32()?,
-                item_id: r.uuid()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -40305,7 +41154,7 @@ impl MessageType for RemoveTaskInventory {
 pub mod move_task_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MoveTaskInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -40323,10 +41172,11 @@ pub mod move_task_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                folder_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -40362,9 +41212,10 @@ pub mod move_task_inventory {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                local_id: r.u32()?,
-                item_id: r.uuid()?,
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -40435,7 +41286,7 @@ impl MessageType for MoveTaskInventory {
 pub mod request_task_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestTaskInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -40451,9 +41302,10 @@ pub mod request_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -40485,7 +41337,10 @@ pub mod request_task_inventory {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { local_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                local_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40573,10 +41428,12 @@ pub mod reply_task_inventory {
         pub const MIN_SIZE: usize = 19;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<18>(&[16, 2])?;
+            let v_filename = r.var1()?;
             Ok(Self {
-                task_id: r.uuid()?,
-                serial: r.i16()?,
-                filename: r.var1()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                serial: i16::from_le_bytes(codec::at(b0, 16)),
+                filename: v_filename,
             })
         }
 
@@ -40642,7 +41499,7 @@ impl MessageType for ReplyTaskInventory {
 pub mod de_rez_object {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DeRezObject`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -40658,9 +41515,10 @@ pub mod de_rez_object {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -40704,13 +41562,14 @@ pub mod de_rez_object {
         pub const MIN_SIZE: usize = 51;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<51>(&[16, 1, 16, 16, 1, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                destination: r.u8()?,
-                destination_id: r.uuid()?,
-                transaction_id: r.uuid()?,
-                packet_count: r.u8()?,
-                packet_number: r.u8()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                destination: b0[16],
+                destination_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 33)),
+                packet_count: b0[49],
+                packet_number: b0[50],
             })
         }
 
@@ -40752,8 +41611,9 @@ pub mod de_rez_object {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                object_local_id: r.u32()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -40856,7 +41716,7 @@ impl MessageType for DeRezObject {
 pub mod de_rez_ack {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `TransactionData` block of `DeRezAck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -40872,9 +41732,10 @@ pub mod de_rez_ack {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                success: r.bool()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                success: b0[16] != 0,
             })
         }
 
@@ -40958,10 +41819,11 @@ pub mod rez_object {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -41017,19 +41879,20 @@ pub mod rez_object {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<76>(&[16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4])?;
             Ok(Self {
-                from_task_id: r.uuid()?,
-                bypass_raycast: r.u8()?,
-                ray_start: r.vec3()?,
-                ray_end: r.vec3()?,
-                ray_target_id: r.uuid()?,
-                ray_end_is_intersection: r.bool()?,
-                rez_selected: r.bool()?,
-                remove_item: r.bool()?,
-                item_flags: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
+                from_task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                bypass_raycast: b0[16],
+                ray_start: codec::vec3_at(b0, 17),
+                ray_end: codec::vec3_at(b0, 29),
+                ray_target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 41)),
+                ray_end_is_intersection: b0[57] != 0,
+                rez_selected: b0[58] != 0,
+                remove_item: b0[59] != 0,
+                item_flags: u32::from_le_bytes(codec::at(b0, 60)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 64)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 68)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 72)),
             })
         }
 
@@ -41142,28 +42005,33 @@ pub mod rez_object {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -41300,10 +42168,11 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -41359,19 +42228,20 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<76>(&[16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4])?;
             Ok(Self {
-                from_task_id: r.uuid()?,
-                bypass_raycast: r.u8()?,
-                ray_start: r.vec3()?,
-                ray_end: r.vec3()?,
-                ray_target_id: r.uuid()?,
-                ray_end_is_intersection: r.bool()?,
-                rez_selected: r.bool()?,
-                remove_item: r.bool()?,
-                item_flags: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
+                from_task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                bypass_raycast: b0[16],
+                ray_start: codec::vec3_at(b0, 17),
+                ray_end: codec::vec3_at(b0, 29),
+                ray_target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 41)),
+                ray_end_is_intersection: b0[57] != 0,
+                rez_selected: b0[58] != 0,
+                remove_item: b0[59] != 0,
+                item_flags: u32::from_le_bytes(codec::at(b0, 60)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 64)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 68)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 72)),
             })
         }
 
@@ -41428,9 +42298,10 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                notecard_item_id: r.uuid()?,
-                object_id: r.uuid()?,
+                notecard_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -41462,7 +42333,10 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { item_id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41561,7 +42435,7 @@ impl MessageType for RezObjectFromNotecard {
 pub mod transfer_inventory {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `InfoBlock` block of `TransferInventory`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -41579,10 +42453,11 @@ pub mod transfer_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -41618,9 +42493,10 @@ pub mod transfer_inventory {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                inventory_id: r.uuid()?,
-                type_: r.i8()?,
+                inventory_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                type_: i8::from_le_bytes([b0[16]]),
             })
         }
 
@@ -41706,7 +42582,7 @@ impl MessageType for TransferInventory {
 pub mod transfer_inventory_ack {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `InfoBlock` block of `TransferInventoryAck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -41722,9 +42598,10 @@ pub mod transfer_inventory_ack {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                inventory_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                inventory_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -41790,7 +42667,7 @@ impl MessageType for TransferInventoryAck {
 pub mod accept_friendship {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AcceptFriendship`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -41806,9 +42683,10 @@ pub mod accept_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -41840,8 +42718,9 @@ pub mod accept_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -41873,8 +42752,9 @@ pub mod accept_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -41965,7 +42845,7 @@ impl MessageType for AcceptFriendship {
 pub mod decline_friendship {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DeclineFriendship`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -41981,9 +42861,10 @@ pub mod decline_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42015,8 +42896,9 @@ pub mod decline_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -42085,7 +42967,7 @@ impl MessageType for DeclineFriendship {
 pub mod form_friendship {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentBlock` block of `FormFriendship`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -42101,9 +42983,10 @@ pub mod form_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42167,7 +43050,7 @@ impl MessageType for FormFriendship {
 pub mod terminate_friendship {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `TerminateFriendship`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -42183,9 +43066,10 @@ pub mod terminate_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42217,8 +43101,9 @@ pub mod terminate_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                other_id: r.uuid()?,
+                other_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -42291,7 +43176,7 @@ impl MessageType for TerminateFriendship {
 pub mod offer_calling_card {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `OfferCallingCard`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -42307,9 +43192,10 @@ pub mod offer_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42343,9 +43229,10 @@ pub mod offer_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                dest_id: r.uuid()?,
-                transaction_id: r.uuid()?,
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42416,7 +43303,7 @@ impl MessageType for OfferCallingCard {
 pub mod accept_calling_card {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AcceptCallingCard`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -42432,9 +43319,10 @@ pub mod accept_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42466,8 +43354,9 @@ pub mod accept_calling_card {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -42499,8 +43388,9 @@ pub mod accept_calling_card {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                folder_id: r.uuid()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -42591,7 +43481,7 @@ impl MessageType for AcceptCallingCard {
 pub mod decline_calling_card {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DeclineCallingCard`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -42607,9 +43497,10 @@ pub mod decline_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -42641,8 +43532,9 @@ pub mod decline_calling_card {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -42729,10 +43621,11 @@ pub mod rez_script {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -42772,9 +43665,10 @@ pub mod rez_script {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                enabled: r.bool()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                enabled: b0[4] != 0,
             })
         }
 
@@ -42864,28 +43758,33 @@ pub mod rez_script {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -43019,9 +43918,10 @@ pub mod create_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -43073,16 +43973,19 @@ pub mod create_inventory_item {
         pub const MIN_SIZE: usize = 45;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<43>(&[4, 16, 16, 4, 1, 1, 1])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
             Ok(Self {
-                callback_id: r.u32()?,
-                folder_id: r.uuid()?,
-                transaction_id: r.uuid()?,
-                next_owner_mask: r.u32()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                wearable_type: r.u8()?,
-                name: r.var1()?,
-                description: r.var1()?,
+                callback_id: u32::from_le_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 36)),
+                type_: i8::from_le_bytes([b0[40]]),
+                inv_type: i8::from_le_bytes([b0[41]]),
+                wearable_type: b0[42],
+                name: v_name,
+                description: v_description,
             })
         }
 
@@ -43183,9 +44086,10 @@ pub mod create_landmark_for_event {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -43217,7 +44121,10 @@ pub mod create_landmark_for_event {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43248,9 +44155,11 @@ pub mod create_landmark_for_event {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                folder_id: r.uuid()?,
-                name: r.var1()?,
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
             })
         }
 
@@ -43330,7 +44239,7 @@ impl MessageType for CreateLandmarkForEvent {
 pub mod event_location_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `QueryData` block of `EventLocationRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -43344,8 +44253,9 @@ pub mod event_location_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -43375,7 +44285,10 @@ pub mod event_location_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { event_id: r.u32()? })
+            let b0 = r.fixed_run::<4>(&[4])?;
+            Ok(Self {
+                event_id: u32::from_le_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43457,8 +44370,9 @@ pub mod event_location_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                query_id: r.uuid()?,
+                query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -43492,10 +44406,11 @@ pub mod event_location_reply {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<29>(&[1, 16, 12])?;
             Ok(Self {
-                success: r.bool()?,
-                region_id: r.uuid()?,
-                region_pos: r.vec3()?,
+                success: b0[0] != 0,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
+                region_pos: codec::vec3_at(b0, 17),
             })
         }
 
@@ -43568,7 +44483,7 @@ impl MessageType for EventLocationReply {
 pub mod region_handle_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RequestBlock` block of `RegionHandleRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -43582,8 +44497,9 @@ pub mod region_handle_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                region_id: r.uuid()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -43646,7 +44562,7 @@ impl MessageType for RegionHandleRequest {
 pub mod region_id_and_handle_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ReplyBlock` block of `RegionIDAndHandleReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -43662,9 +44578,10 @@ pub mod region_id_and_handle_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 8])?;
             Ok(Self {
-                region_id: r.uuid()?,
-                region_handle: r.u64()?,
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -43744,9 +44661,10 @@ pub mod money_transfer_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -43798,15 +44716,17 @@ pub mod money_transfer_request {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<43>(&[16, 16, 1, 4, 1, 1, 4])?;
+            let v_description = r.var1()?;
             Ok(Self {
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
-                flags: r.u8()?,
-                amount: r.i32()?,
-                aggregate_perm_next_owner: r.u8()?,
-                aggregate_perm_inventory: r.u8()?,
-                transaction_type: r.i32()?,
-                description: r.var1()?,
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: b0[32],
+                amount: i32::from_le_bytes(codec::at(b0, 33)),
+                aggregate_perm_next_owner: b0[37],
+                aggregate_perm_inventory: b0[38],
+                transaction_type: i32::from_le_bytes(codec::at(b0, 39)),
+                description: v_description,
             })
         }
 
@@ -43951,20 +44871,22 @@ pub mod money_transfer_backend {
         pub const MIN_SIZE: usize = 88;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<87>(&[16, 4, 16, 16, 1, 4, 1, 1, 4, 16, 4, 4])?;
+            let v_description = r.var1()?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                transaction_time: r.u32()?,
-                source_id: r.uuid()?,
-                dest_id: r.uuid()?,
-                flags: r.u8()?,
-                amount: r.i32()?,
-                aggregate_perm_next_owner: r.u8()?,
-                aggregate_perm_inventory: r.u8()?,
-                transaction_type: r.i32()?,
-                region_id: r.uuid()?,
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
-                description: r.var1()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_time: u32::from_le_bytes(codec::at(b0, 16)),
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                flags: b0[52],
+                amount: i32::from_le_bytes(codec::at(b0, 53)),
+                aggregate_perm_next_owner: b0[57],
+                aggregate_perm_inventory: b0[58],
+                transaction_type: i32::from_le_bytes(codec::at(b0, 59)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 63)),
+                grid_x: u32::from_le_bytes(codec::at(b0, 79)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 83)),
+                description: v_description,
             })
         }
 
@@ -44058,7 +44980,7 @@ impl MessageType for MoneyTransferBackend {
 pub mod money_balance_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MoneyBalanceRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -44074,9 +44996,10 @@ pub mod money_balance_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -44108,8 +45031,9 @@ pub mod money_balance_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -44209,14 +45133,16 @@ pub mod money_balance_reply {
         pub const MIN_SIZE: usize = 46;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<45>(&[16, 16, 1, 4, 4, 4])?;
+            let v_description = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                transaction_id: r.uuid()?,
-                transaction_success: r.bool()?,
-                money_balance: r.i32()?,
-                square_meters_credit: r.i32()?,
-                square_meters_committed: r.i32()?,
-                description: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_success: b0[32] != 0,
+                money_balance: i32::from_le_bytes(codec::at(b0, 33)),
+                square_meters_credit: i32::from_le_bytes(codec::at(b0, 37)),
+                square_meters_committed: i32::from_le_bytes(codec::at(b0, 41)),
+                description: v_description,
             })
         }
 
@@ -44287,14 +45213,16 @@ pub mod money_balance_reply {
         pub const MIN_SIZE: usize = 43;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<42>(&[4, 16, 1, 16, 1, 4])?;
+            let v_item_description = r.var1()?;
             Ok(Self {
-                transaction_type: r.i32()?,
-                source_id: r.uuid()?,
-                is_source_group: r.bool()?,
-                dest_id: r.uuid()?,
-                is_dest_group: r.bool()?,
-                amount: r.i32()?,
-                item_description: r.var1()?,
+                transaction_type: i32::from_le_bytes(codec::at(b0, 0)),
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                is_source_group: b0[20] != 0,
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 21)),
+                is_dest_group: b0[37] != 0,
+                amount: i32::from_le_bytes(codec::at(b0, 38)),
+                item_description: v_item_description,
             })
         }
 
@@ -44409,9 +45337,10 @@ pub mod routed_money_balance_reply {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<6>(&[4, 2])?;
             Ok(Self {
-                target_ip: r.ipaddr()?,
-                target_port: r.ipport()?,
+                target_ip: codec::ipaddr_at(b0, 0),
+                target_port: u16::from_be_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -44459,14 +45388,16 @@ pub mod routed_money_balance_reply {
         pub const MIN_SIZE: usize = 46;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<45>(&[16, 16, 1, 4, 4, 4])?;
+            let v_description = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                transaction_id: r.uuid()?,
-                transaction_success: r.bool()?,
-                money_balance: r.i32()?,
-                square_meters_credit: r.i32()?,
-                square_meters_committed: r.i32()?,
-                description: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                transaction_success: b0[32] != 0,
+                money_balance: i32::from_le_bytes(codec::at(b0, 33)),
+                square_meters_credit: i32::from_le_bytes(codec::at(b0, 37)),
+                square_meters_committed: i32::from_le_bytes(codec::at(b0, 41)),
+                description: v_description,
             })
         }
 
@@ -44535,14 +45466,16 @@ pub mod routed_money_balance_reply {
         pub const MIN_SIZE: usize = 43;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<42>(&[4, 16, 1, 16, 1, 4])?;
+            let v_item_description = r.var1()?;
             Ok(Self {
-                transaction_type: r.i32()?,
-                source_id: r.uuid()?,
-                is_source_group: r.bool()?,
-                dest_id: r.uuid()?,
-                is_dest_group: r.bool()?,
-                amount: r.i32()?,
-                item_description: r.var1()?,
+                transaction_type: i32::from_le_bytes(codec::at(b0, 0)),
+                source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                is_source_group: b0[20] != 0,
+                dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 21)),
+                is_dest_group: b0[37] != 0,
+                amount: i32::from_le_bytes(codec::at(b0, 38)),
+                item_description: v_item_description,
             })
         }
 
@@ -44642,7 +45575,7 @@ impl MessageType for RoutedMoneyBalanceReply {
 pub mod activate_gestures {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ActivateGestures`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -44660,10 +45593,11 @@ pub mod activate_gestures {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -44701,10 +45635,11 @@ pub mod activate_gestures {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                asset_id: r.uuid()?,
-                gesture_flags: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                gesture_flags: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -44786,7 +45721,7 @@ impl MessageType for ActivateGestures {
 pub mod deactivate_gestures {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `DeactivateGestures`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -44804,10 +45739,11 @@ pub mod deactivate_gestures {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -44843,9 +45779,10 @@ pub mod deactivate_gestures {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                gesture_flags: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                gesture_flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -44941,9 +45878,11 @@ pub mod mute_list_update {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_filename = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                filename: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                filename: v_filename,
             })
         }
 
@@ -45007,7 +45946,7 @@ impl MessageType for MuteListUpdate {
 pub mod use_cached_mute_list {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `UseCachedMuteList`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45021,8 +45960,9 @@ pub mod use_cached_mute_list {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -45084,7 +46024,7 @@ impl MessageType for UseCachedMuteList {
 pub mod grant_user_rights {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GrantUserRights`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45100,9 +46040,10 @@ pub mod grant_user_rights {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -45136,9 +46077,10 @@ pub mod grant_user_rights {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_related: r.uuid()?,
-                related_rights: r.i32()?,
+                agent_related: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                related_rights: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -45224,7 +46166,7 @@ impl MessageType for GrantUserRights {
 pub mod change_user_rights {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ChangeUserRights`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45238,8 +46180,9 @@ pub mod change_user_rights {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -45271,9 +46214,10 @@ pub mod change_user_rights {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_related: r.uuid()?,
-                related_rights: r.i32()?,
+                agent_related: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                related_rights: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -45358,7 +46302,7 @@ impl MessageType for ChangeUserRights {
 pub mod online_notification {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentBlock` block of `OnlineNotification`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45372,8 +46316,9 @@ pub mod online_notification {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -45448,7 +46393,7 @@ impl MessageType for OnlineNotification {
 pub mod offline_notification {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentBlock` block of `OfflineNotification`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45462,8 +46407,9 @@ pub mod offline_notification {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -45553,9 +46499,10 @@ pub mod set_start_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -45597,11 +46544,13 @@ pub mod set_start_location_request {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_name = r.var1()?;
+            let b0 = r.fixed_run::<28>(&[4, 12, 12])?;
             Ok(Self {
-                sim_name: r.var1()?,
-                location_id: r.u32()?,
-                location_pos: r.vec3()?,
-                location_look_at: r.vec3()?,
+                sim_name: v_sim_name,
+                location_id: u32::from_le_bytes(codec::at(b0, 0)),
+                location_pos: codec::vec3_at(b0, 4),
+                location_look_at: codec::vec3_at(b0, 16),
             })
         }
 
@@ -45705,13 +46654,14 @@ pub mod set_start_location {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<68>(&[16, 16, 4, 8, 12, 12])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                region_id: r.uuid()?,
-                location_id: r.u32()?,
-                region_handle: r.u64()?,
-                location_pos: r.vec3()?,
-                location_look_at: r.vec3()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                location_id: u32::from_le_bytes(codec::at(b0, 32)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 36)),
+                location_pos: codec::vec3_at(b0, 44),
+                location_look_at: codec::vec3_at(b0, 56),
             })
         }
 
@@ -45784,7 +46734,7 @@ impl MessageType for SetStartLocation {
 pub mod net_test {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `NetBlock` block of `NetTest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45798,7 +46748,10 @@ pub mod net_test {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { port: r.ipport()? })
+            let b0 = r.fixed_run::<2>(&[2])?;
+            Ok(Self {
+                port: u16::from_be_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45874,7 +46827,8 @@ pub mod set_cpu_ratio {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { ratio: r.u8()? })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self { ratio: b0[0] })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45936,7 +46890,7 @@ impl MessageType for SetCpuRatio {
 pub mod sim_crashed {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Data` block of `SimCrashed`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -45952,9 +46906,10 @@ pub mod sim_crashed {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                region_x: r.u32()?,
-                region_y: r.u32()?,
+                region_x: u32::from_le_bytes(codec::at(b0, 0)),
+                region_y: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -45986,8 +46941,9 @@ pub mod sim_crashed {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -46076,7 +47032,10 @@ pub mod name_value_pair {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46105,7 +47064,8 @@ pub mod name_value_pair {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { nv_pair: r.var2()? })
+            let v_nv_pair = r.var2()?;
+            Ok(Self { nv_pair: v_nv_pair })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46201,7 +47161,10 @@ pub mod remove_name_value_pair {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { id: r.uuid()? })
+            let b0 = r.fixed_run::<16>(&[16])?;
+            Ok(Self {
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46230,7 +47193,8 @@ pub mod remove_name_value_pair {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { nv_pair: r.var2()? })
+            let v_nv_pair = r.var2()?;
+            Ok(Self { nv_pair: v_nv_pair })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46328,9 +47292,10 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -46362,8 +47327,9 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                attachment_point: r.u8()?,
+                attachment_point: b0[0],
             })
         }
 
@@ -46395,9 +47361,10 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<2>(&[1, 1])?;
             Ok(Self {
-                add_item: r.bool()?,
-                use_existing_asset: r.bool()?,
+                add_item: b0[0] != 0,
+                use_existing_asset: b0[1] != 0,
             })
         }
 
@@ -46492,28 +47459,33 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                asset_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -46642,7 +47614,7 @@ impl MessageType for UpdateAttachment {
 pub mod remove_attachment {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RemoveAttachment`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -46658,9 +47630,10 @@ pub mod remove_attachment {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -46694,9 +47667,10 @@ pub mod remove_attachment {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[1, 16])?;
             Ok(Self {
-                attachment_point: r.u8()?,
-                item_id: r.uuid()?,
+                attachment_point: b0[0],
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -46791,12 +47765,14 @@ pub mod asset_upload_request {
         pub const MIN_SIZE: usize = 21;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<19>(&[16, 1, 1, 1])?;
+            let v_asset_data = r.var2()?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                tempfile: r.bool()?,
-                store_local: r.bool()?,
-                asset_data: r.var2()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                type_: i8::from_le_bytes([b0[16]]),
+                tempfile: b0[17] != 0,
+                store_local: b0[18] != 0,
+                asset_data: v_asset_data,
             })
         }
 
@@ -46866,7 +47842,7 @@ impl MessageType for AssetUploadRequest {
 pub mod asset_upload_complete {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AssetBlock` block of `AssetUploadComplete`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -46884,10 +47860,11 @@ pub mod asset_upload_complete {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
             Ok(Self {
-                uuid: r.uuid()?,
-                type_: r.i8()?,
-                success: r.bool()?,
+                uuid: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                type_: i8::from_le_bytes([b0[16]]),
+                success: b0[17] != 0,
             })
         }
 
@@ -46971,10 +47948,13 @@ pub mod email_message_request {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_from_address = r.var1()?;
+            let v_subject = r.var1()?;
             Ok(Self {
-                object_id: r.uuid()?,
-                from_address: r.var1()?,
-                subject: r.var1()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                from_address: v_from_address,
+                subject: v_subject,
             })
         }
 
@@ -47071,14 +48051,19 @@ pub mod email_message_reply {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
+            let v_from_address = r.var1()?;
+            let v_subject = r.var1()?;
+            let v_data = r.var2()?;
+            let v_mail_filter = r.var1()?;
             Ok(Self {
-                object_id: r.uuid()?,
-                more: r.u32()?,
-                time: r.u32()?,
-                from_address: r.var1()?,
-                subject: r.var1()?,
-                data: r.var2()?,
-                mail_filter: r.var1()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                more: u32::from_le_bytes(codec::at(b0, 16)),
+                time: u32::from_le_bytes(codec::at(b0, 20)),
+                from_address: v_from_address,
+                subject: v_subject,
+                data: v_data,
+                mail_filter: v_mail_filter,
             })
         }
 
@@ -47178,10 +48163,12 @@ pub mod script_data_request {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<9>(&[8, 1])?;
+            let v_request = r.var2()?;
             Ok(Self {
-                hash: r.u64()?,
-                request_type: r.i8()?,
-                request: r.var2()?,
+                hash: u64::from_le_bytes(codec::at(b0, 0)),
+                request_type: i8::from_le_bytes([b0[8]]),
+                request: v_request,
             })
         }
 
@@ -47275,9 +48262,11 @@ pub mod script_data_reply {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[8])?;
+            let v_reply = r.var2()?;
             Ok(Self {
-                hash: r.u64()?,
-                reply: r.var2()?,
+                hash: u64::from_le_bytes(codec::at(b0, 0)),
+                reply: v_reply,
             })
         }
 
@@ -47369,9 +48358,10 @@ pub mod create_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -47429,15 +48419,18 @@ pub mod create_group_request {
         pub const MIN_SIZE: usize = 27;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_name = r.var1()?;
+            let v_charter = r.var2()?;
+            let b0 = r.fixed_run::<24>(&[1, 16, 4, 1, 1, 1])?;
             Ok(Self {
-                name: r.var1()?,
-                charter: r.var2()?,
-                show_in_list: r.bool()?,
-                insignia_id: r.uuid()?,
-                membership_fee: r.i32()?,
-                open_enrollment: r.bool()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
+                name: v_name,
+                charter: v_charter,
+                show_in_list: b0[0] != 0,
+                insignia_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
+                membership_fee: i32::from_le_bytes(codec::at(b0, 17)),
+                open_enrollment: b0[21] != 0,
+                allow_publish: b0[22] != 0,
+                mature_publish: b0[23] != 0,
             })
         }
 
@@ -47537,8 +48530,9 @@ pub mod create_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -47574,10 +48568,12 @@ pub mod create_group_reply {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
+            let v_message = r.var1()?;
             Ok(Self {
-                group_id: r.uuid()?,
-                success: r.bool()?,
-                message: r.var1()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                success: b0[16] != 0,
+                message: v_message,
             })
         }
 
@@ -47669,9 +48665,10 @@ pub mod update_group_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -47719,15 +48716,18 @@ pub mod update_group_info {
         pub const MIN_SIZE: usize = 42;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_charter = r.var2()?;
+            let b1 = r.fixed_run::<24>(&[1, 16, 4, 1, 1, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                charter: r.var2()?,
-                show_in_list: r.bool()?,
-                insignia_id: r.uuid()?,
-                membership_fee: r.i32()?,
-                open_enrollment: r.bool()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                charter: v_charter,
+                show_in_list: b1[0] != 0,
+                insignia_id: ::uuid::Uuid::from_bytes(codec::at(b1, 1)),
+                membership_fee: i32::from_le_bytes(codec::at(b1, 17)),
+                open_enrollment: b1[21] != 0,
+                allow_publish: b1[22] != 0,
+                mature_publish: b1[23] != 0,
             })
         }
 
@@ -47813,7 +48813,7 @@ impl MessageType for UpdateGroupInfo {
 pub mod group_role_changes {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupRoleChanges`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -47831,10 +48831,11 @@ pub mod group_role_changes {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -47872,10 +48873,11 @@ pub mod group_role_changes {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                role_id: r.uuid()?,
-                member_id: r.uuid()?,
-                change: r.u32()?,
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                member_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                change: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -47964,7 +48966,7 @@ impl MessageType for GroupRoleChanges {
 pub mod join_group_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `JoinGroupRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -47980,9 +48982,10 @@ pub mod join_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -48014,8 +49017,9 @@ pub mod join_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48086,7 +49090,7 @@ impl MessageType for JoinGroupRequest {
 pub mod join_group_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `JoinGroupReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48100,8 +49104,9 @@ pub mod join_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48133,9 +49138,10 @@ pub mod join_group_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                success: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                success: b0[16] != 0,
             })
         }
 
@@ -48207,7 +49213,7 @@ impl MessageType for JoinGroupReply {
 pub mod eject_group_member_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EjectGroupMemberRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48223,9 +49229,10 @@ pub mod eject_group_member_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -48257,8 +49264,9 @@ pub mod eject_group_member_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48288,8 +49296,9 @@ pub mod eject_group_member_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                ejectee_id: r.uuid()?,
+                ejectee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48382,7 +49391,7 @@ impl MessageType for EjectGroupMemberRequest {
 pub mod eject_group_member_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `EjectGroupMemberReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48396,8 +49405,9 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48427,8 +49437,9 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48458,7 +49469,10 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { success: r.bool()? })
+            let b0 = r.fixed_run::<1>(&[1])?;
+            Ok(Self {
+                success: b0[0] != 0,
+            })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48537,7 +49551,7 @@ impl MessageType for EjectGroupMemberReply {
 pub mod leave_group_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `LeaveGroupRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48553,9 +49567,10 @@ pub mod leave_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -48587,8 +49602,9 @@ pub mod leave_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48659,7 +49675,7 @@ impl MessageType for LeaveGroupRequest {
 pub mod leave_group_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `LeaveGroupReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48673,8 +49689,9 @@ pub mod leave_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48706,9 +49723,10 @@ pub mod leave_group_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                success: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                success: b0[16] != 0,
             })
         }
 
@@ -48780,7 +49798,7 @@ impl MessageType for LeaveGroupReply {
 pub mod invite_group_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `InviteGroupRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48798,9 +49816,10 @@ pub mod invite_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -48832,8 +49851,9 @@ pub mod invite_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -48865,9 +49885,10 @@ pub mod invite_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                invitee_id: r.uuid()?,
-                role_id: r.uuid()?,
+                invitee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -48962,7 +49983,7 @@ impl MessageType for InviteGroupRequest {
 pub mod invite_group_response {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `InviteData` block of `InviteGroupResponse`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -48984,12 +50005,13 @@ pub mod invite_group_response {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<68>(&[16, 16, 16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                invitee_id: r.uuid()?,
-                group_id: r.uuid()?,
-                role_id: r.uuid()?,
-                membership_fee: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                invitee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                membership_fee: i32::from_le_bytes(codec::at(b0, 64)),
             })
         }
 
@@ -49061,7 +50083,7 @@ impl MessageType for InviteGroupResponse {
 pub mod group_profile_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupProfileRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -49077,9 +50099,10 @@ pub mod group_profile_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -49111,8 +50134,9 @@ pub mod group_profile_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -49197,8 +50221,9 @@ pub mod group_profile_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -49268,23 +50293,29 @@ pub mod group_profile_reply {
         pub const MIN_SIZE: usize = 96;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let v_charter = r.var2()?;
+            let b1 = r.fixed_run::<1>(&[1])?;
+            let v_member_title = r.var1()?;
+            let b2 = r.fixed_run::<75>(&[8, 16, 16, 4, 1, 4, 4, 4, 1, 1, 16])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                name: r.var1()?,
-                charter: r.var2()?,
-                show_in_list: r.bool()?,
-                member_title: r.var1()?,
-                powers_mask: r.u64()?,
-                insignia_id: r.uuid()?,
-                founder_id: r.uuid()?,
-                membership_fee: r.i32()?,
-                open_enrollment: r.bool()?,
-                money: r.i32()?,
-                group_membership_count: r.i32()?,
-                group_roles_count: r.i32()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
-                owner_role: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                charter: v_charter,
+                show_in_list: b1[0] != 0,
+                member_title: v_member_title,
+                powers_mask: u64::from_le_bytes(codec::at(b2, 0)),
+                insignia_id: ::uuid::Uuid::from_bytes(codec::at(b2, 8)),
+                founder_id: ::uuid::Uuid::from_bytes(codec::at(b2, 24)),
+                membership_fee: i32::from_le_bytes(codec::at(b2, 40)),
+                open_enrollment: b2[44] != 0,
+                money: i32::from_le_bytes(codec::at(b2, 45)),
+                group_membership_count: i32::from_le_bytes(codec::at(b2, 49)),
+                group_roles_count: i32::from_le_bytes(codec::at(b2, 53)),
+                allow_publish: b2[57] != 0,
+                mature_publish: b2[58] != 0,
+                owner_role: ::uuid::Uuid::from_bytes(codec::at(b2, 59)),
             })
         }
 
@@ -49388,7 +50419,7 @@ impl MessageType for GroupProfileReply {
 pub mod group_account_summary_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupAccountSummaryRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -49406,10 +50437,11 @@ pub mod group_account_summary_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -49447,10 +50479,11 @@ pub mod group_account_summary_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -49542,9 +50575,10 @@ pub mod group_account_summary_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -49620,27 +50654,32 @@ pub mod group_account_summary_reply {
         pub const MIN_SIZE: usize = 83;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
+            let v_start_date = r.var1()?;
+            let b1 = r.fixed_run::<56>(&[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])?;
+            let v_last_tax_date = r.var1()?;
+            let v_tax_date = r.var1()?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
-                start_date: r.var1()?,
-                balance: r.i32()?,
-                total_credits: r.i32()?,
-                total_debits: r.i32()?,
-                object_tax_current: r.i32()?,
-                light_tax_current: r.i32()?,
-                land_tax_current: r.i32()?,
-                group_tax_current: r.i32()?,
-                parcel_dir_fee_current: r.i32()?,
-                object_tax_estimate: r.i32()?,
-                light_tax_estimate: r.i32()?,
-                land_tax_estimate: r.i32()?,
-                group_tax_estimate: r.i32()?,
-                parcel_dir_fee_estimate: r.i32()?,
-                non_exempt_members: r.i32()?,
-                last_tax_date: r.var1()?,
-                tax_date: r.var1()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
+                start_date: v_start_date,
+                balance: i32::from_le_bytes(codec::at(b1, 0)),
+                total_credits: i32::from_le_bytes(codec::at(b1, 4)),
+                total_debits: i32::from_le_bytes(codec::at(b1, 8)),
+                object_tax_current: i32::from_le_bytes(codec::at(b1, 12)),
+                light_tax_current: i32::from_le_bytes(codec::at(b1, 16)),
+                land_tax_current: i32::from_le_bytes(codec::at(b1, 20)),
+                group_tax_current: i32::from_le_bytes(codec::at(b1, 24)),
+                parcel_dir_fee_current: i32::from_le_bytes(codec::at(b1, 28)),
+                object_tax_estimate: i32::from_le_bytes(codec::at(b1, 32)),
+                light_tax_estimate: i32::from_le_bytes(codec::at(b1, 36)),
+                land_tax_estimate: i32::from_le_bytes(codec::at(b1, 40)),
+                group_tax_estimate: i32::from_le_bytes(codec::at(b1, 44)),
+                parcel_dir_fee_estimate: i32::from_le_bytes(codec::at(b1, 48)),
+                non_exempt_members: i32::from_le_bytes(codec::at(b1, 52)),
+                last_tax_date: v_last_tax_date,
+                tax_date: v_tax_date,
             })
         }
 
@@ -49757,7 +50796,7 @@ impl MessageType for GroupAccountSummaryReply {
 pub mod group_account_details_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupAccountDetailsRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -49775,10 +50814,11 @@ pub mod group_account_details_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -49816,10 +50856,11 @@ pub mod group_account_details_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -49908,9 +50949,10 @@ pub mod group_account_details_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -49950,11 +50992,13 @@ pub mod group_account_details_reply {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
+            let v_start_date = r.var1()?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
-                start_date: r.var1()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
+                start_date: v_start_date,
             })
         }
 
@@ -49994,9 +51038,11 @@ pub mod group_account_details_reply {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_description = r.var1()?;
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                description: r.var1()?,
-                amount: r.i32()?,
+                description: v_description,
+                amount: i32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -50089,7 +51135,7 @@ impl MessageType for GroupAccountDetailsReply {
 pub mod group_account_transactions_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupAccountTransactionsRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -50107,10 +51153,11 @@ pub mod group_account_transactions_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -50148,10 +51195,11 @@ pub mod group_account_transactions_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
             })
         }
 
@@ -50240,9 +51288,10 @@ pub mod group_account_transactions_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -50282,11 +51331,13 @@ pub mod group_account_transactions_reply {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
+            let v_start_date = r.var1()?;
             Ok(Self {
-                request_id: r.uuid()?,
-                interval_days: r.i32()?,
-                current_interval: r.i32()?,
-                start_date: r.var1()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                interval_days: i32::from_le_bytes(codec::at(b0, 16)),
+                current_interval: i32::from_le_bytes(codec::at(b0, 20)),
+                start_date: v_start_date,
             })
         }
 
@@ -50336,12 +51387,17 @@ pub mod group_account_transactions_reply {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_time = r.var1()?;
+            let v_user = r.var1()?;
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_item = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                time: r.var1()?,
-                user: r.var1()?,
-                type_: r.i32()?,
-                item: r.var1()?,
-                amount: r.i32()?,
+                time: v_time,
+                user: v_user,
+                type_: i32::from_le_bytes(codec::at(b0, 0)),
+                item: v_item,
+                amount: i32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -50440,7 +51496,7 @@ impl MessageType for GroupAccountTransactionsReply {
 pub mod group_active_proposals_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupActiveProposalsRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -50456,9 +51512,10 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -50490,8 +51547,9 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -50521,8 +51579,9 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -50618,9 +51677,10 @@ pub mod group_active_proposal_item_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -50654,9 +51714,10 @@ pub mod group_active_proposal_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                total_num_items: r.u32()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                total_num_items: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -50716,17 +51777,25 @@ pub mod group_active_proposal_item_reply {
         pub const MIN_SIZE: usize = 46;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_terse_date_id = r.var1()?;
+            let v_start_date_time = r.var1()?;
+            let v_end_date_time = r.var1()?;
+            let b1 = r.fixed_run::<1>(&[1])?;
+            let v_vote_cast = r.var1()?;
+            let b2 = r.fixed_run::<8>(&[4, 4])?;
+            let v_proposal_text = r.var1()?;
             Ok(Self {
-                vote_id: r.uuid()?,
-                vote_initiator: r.uuid()?,
-                terse_date_id: r.var1()?,
-                start_date_time: r.var1()?,
-                end_date_time: r.var1()?,
-                already_voted: r.bool()?,
-                vote_cast: r.var1()?,
-                majority: r.f32()?,
-                quorum: r.i32()?,
-                proposal_text: r.var1()?,
+                vote_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                vote_initiator: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                terse_date_id: v_terse_date_id,
+                start_date_time: v_start_date_time,
+                end_date_time: v_end_date_time,
+                already_voted: b1[0] != 0,
+                vote_cast: v_vote_cast,
+                majority: f32::from_le_bytes(codec::at(b2, 0)),
+                quorum: i32::from_le_bytes(codec::at(b2, 4)),
+                proposal_text: v_proposal_text,
             })
         }
 
@@ -50846,7 +51915,7 @@ impl MessageType for GroupActiveProposalItemReply {
 pub mod group_vote_history_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupVoteHistoryRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -50862,9 +51931,10 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -50896,8 +51966,9 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                group_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -50927,8 +51998,9 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -51024,9 +52096,10 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51060,9 +52133,10 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                transaction_id: r.uuid()?,
-                total_num_items: r.u32()?,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                total_num_items: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51124,17 +52198,26 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 47;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_terse_date_id = r.var1()?;
+            let v_start_date_time = r.var1()?;
+            let v_end_date_time = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_vote_type = r.var1()?;
+            let v_vote_result = r.var1()?;
+            let b2 = r.fixed_run::<8>(&[4, 4])?;
+            let v_proposal_text = r.var2()?;
             Ok(Self {
-                vote_id: r.uuid()?,
-                terse_date_id: r.var1()?,
-                start_date_time: r.var1()?,
-                end_date_time: r.var1()?,
-                vote_initiator: r.uuid()?,
-                vote_type: r.var1()?,
-                vote_result: r.var1()?,
-                majority: r.f32()?,
-                quorum: r.i32()?,
-                proposal_text: r.var2()?,
+                vote_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                terse_date_id: v_terse_date_id,
+                start_date_time: v_start_date_time,
+                end_date_time: v_end_date_time,
+                vote_initiator: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                vote_type: v_vote_type,
+                vote_result: v_vote_result,
+                majority: f32::from_le_bytes(codec::at(b2, 0)),
+                quorum: i32::from_le_bytes(codec::at(b2, 4)),
+                proposal_text: v_proposal_text,
             })
         }
 
@@ -51199,10 +52282,13 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 21;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_vote_cast = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                candidate_id: r.uuid()?,
-                vote_cast: r.var1()?,
-                num_votes: r.i32()?,
+                candidate_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                vote_cast: v_vote_cast,
+                num_votes: i32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -51323,9 +52409,10 @@ pub mod start_group_proposal {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51371,12 +52458,14 @@ pub mod start_group_proposal {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
+            let v_proposal_text = r.var1()?;
             Ok(Self {
-                group_id: r.uuid()?,
-                quorum: r.i32()?,
-                majority: r.f32()?,
-                duration: r.i32()?,
-                proposal_text: r.var1()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                quorum: i32::from_le_bytes(codec::at(b0, 16)),
+                majority: f32::from_le_bytes(codec::at(b0, 20)),
+                duration: i32::from_le_bytes(codec::at(b0, 24)),
+                proposal_text: v_proposal_text,
             })
         }
 
@@ -51471,9 +52560,10 @@ pub mod group_proposal_ballot {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51511,10 +52601,12 @@ pub mod group_proposal_ballot {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_vote_cast = r.var1()?;
             Ok(Self {
-                proposal_id: r.uuid()?,
-                group_id: r.uuid()?,
-                vote_cast: r.var1()?,
+                proposal_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                vote_cast: v_vote_cast,
             })
         }
 
@@ -51619,7 +52711,7 @@ impl MessageType for TallyVotes {
 pub mod group_members_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupMembersRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -51635,9 +52727,10 @@ pub mod group_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51671,9 +52764,10 @@ pub mod group_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -51761,8 +52855,9 @@ pub mod group_members_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -51796,10 +52891,11 @@ pub mod group_members_reply {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
-                member_count: r.i32()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                member_count: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -51847,13 +52943,18 @@ pub mod group_members_reply {
         pub const MIN_SIZE: usize = 31;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
+            let v_online_status = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[8])?;
+            let v_title = r.var1()?;
+            let b2 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                contribution: r.i32()?,
-                online_status: r.var1()?,
-                agent_powers: r.u64()?,
-                title: r.var1()?,
-                is_owner: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                contribution: i32::from_le_bytes(codec::at(b0, 16)),
+                online_status: v_online_status,
+                agent_powers: u64::from_le_bytes(codec::at(b1, 0)),
+                title: v_title,
+                is_owner: b2[0] != 0,
             })
         }
 
@@ -51957,7 +53058,7 @@ impl MessageType for GroupMembersReply {
 pub mod activate_group {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ActivateGroup`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -51975,10 +53076,11 @@ pub mod activate_group {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -52045,7 +53147,7 @@ impl MessageType for ActivateGroup {
 pub mod set_group_contribution {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SetGroupContribution`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52061,9 +53163,10 @@ pub mod set_group_contribution {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52097,9 +53200,10 @@ pub mod set_group_contribution {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                contribution: r.i32()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                contribution: i32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52170,7 +53274,7 @@ impl MessageType for SetGroupContribution {
 pub mod set_group_accept_notices {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `SetGroupAcceptNotices`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52186,9 +53290,10 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52222,9 +53327,10 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                accept_notices: r.bool()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                accept_notices: b0[16] != 0,
             })
         }
 
@@ -52256,8 +53362,9 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
             Ok(Self {
-                list_in_profile: r.bool()?,
+                list_in_profile: b0[0] != 0,
             })
         }
 
@@ -52333,7 +53440,7 @@ impl MessageType for SetGroupAcceptNotices {
 pub mod group_role_data_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupRoleDataRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52349,9 +53456,10 @@ pub mod group_role_data_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52385,9 +53493,10 @@ pub mod group_role_data_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52473,8 +53582,9 @@ pub mod group_role_data_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -52508,10 +53618,11 @@ pub mod group_role_data_reply {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
-                role_count: r.i32()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                role_count: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -52555,13 +53666,18 @@ pub mod group_role_data_reply {
         pub const MIN_SIZE: usize = 31;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let v_title = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<12>(&[8, 4])?;
             Ok(Self {
-                role_id: r.uuid()?,
-                name: r.var1()?,
-                title: r.var1()?,
-                description: r.var1()?,
-                powers: r.u64()?,
-                members: r.u32()?,
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                title: v_title,
+                description: v_description,
+                powers: u64::from_le_bytes(codec::at(b1, 0)),
+                members: u32::from_le_bytes(codec::at(b1, 8)),
             })
         }
 
@@ -52664,7 +53780,7 @@ impl MessageType for GroupRoleDataReply {
 pub mod group_role_members_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupRoleMembersRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52680,9 +53796,10 @@ pub mod group_role_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52716,9 +53833,10 @@ pub mod group_role_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52790,7 +53908,7 @@ impl MessageType for GroupRoleMembersRequest {
 pub mod group_role_members_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupRoleMembersReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52810,11 +53928,12 @@ pub mod group_role_members_reply {
         pub const MIN_SIZE: usize = 52;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
-                total_pairs: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                total_pairs: u32::from_le_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -52852,9 +53971,10 @@ pub mod group_role_members_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                role_id: r.uuid()?,
-                member_id: r.uuid()?,
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                member_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -52941,7 +54061,7 @@ impl MessageType for GroupRoleMembersReply {
 pub mod group_titles_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupTitlesRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -52961,11 +54081,12 @@ pub mod group_titles_request {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -53052,10 +54173,11 @@ pub mod group_titles_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
-                request_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -53095,10 +54217,12 @@ pub mod group_titles_reply {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_title = r.var1()?;
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                title: r.var1()?,
-                role_id: r.uuid()?,
-                selected: r.bool()?,
+                title: v_title,
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                selected: b0[16] != 0,
             })
         }
 
@@ -53186,7 +54310,7 @@ impl MessageType for GroupTitlesReply {
 pub mod group_title_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `GroupTitleUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -53206,11 +54330,12 @@ pub mod group_title_update {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
-                title_role_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                title_role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
             })
         }
 
@@ -53297,10 +54422,11 @@ pub mod group_role_update {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -53344,13 +54470,18 @@ pub mod group_role_update {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let v_title = r.var1()?;
+            let b1 = r.fixed_run::<9>(&[8, 1])?;
             Ok(Self {
-                role_id: r.uuid()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                title: r.var1()?,
-                powers: r.u64()?,
-                update_type: r.u8()?,
+                role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                name: v_name,
+                description: v_description,
+                title: v_title,
+                powers: u64::from_le_bytes(codec::at(b1, 0)),
+                update_type: b1[8],
             })
         }
 
@@ -53444,7 +54575,7 @@ impl MessageType for GroupRoleUpdate {
 pub mod live_help_group_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `RequestData` block of `LiveHelpGroupRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -53460,9 +54591,10 @@ pub mod live_help_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                request_id: r.uuid()?,
-                agent_id: r.uuid()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -53547,10 +54679,12 @@ pub mod live_help_group_reply {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
+            let v_selection = r.var1()?;
             Ok(Self {
-                request_id: r.uuid()?,
-                group_id: r.uuid()?,
-                selection: r.var1()?,
+                request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                selection: v_selection,
             })
         }
 
@@ -53617,7 +54751,7 @@ impl MessageType for LiveHelpGroupReply {
 pub mod agent_wearables_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentWearablesRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -53633,9 +54767,10 @@ pub mod agent_wearables_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -53702,7 +54837,7 @@ impl MessageType for AgentWearablesRequest {
 pub mod agent_wearables_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentWearablesUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -53722,10 +54857,11 @@ pub mod agent_wearables_update {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: u32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -53765,10 +54901,11 @@ pub mod agent_wearables_update {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                asset_id: r.uuid()?,
-                wearable_type: r.u8()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                wearable_type: b0[32],
             })
         }
 
@@ -53859,7 +54996,7 @@ impl MessageType for AgentWearablesUpdate {
 pub mod agent_is_now_wearing {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentIsNowWearing`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -53875,9 +55012,10 @@ pub mod agent_is_now_wearing {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -53911,9 +55049,10 @@ pub mod agent_is_now_wearing {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                wearable_type: r.u8()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                wearable_type: b0[16],
             })
         }
 
@@ -54002,7 +55141,7 @@ impl MessageType for AgentIsNowWearing {
 pub mod agent_cached_texture {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentCachedTexture`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -54020,10 +55159,11 @@ pub mod agent_cached_texture {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -54059,9 +55199,10 @@ pub mod agent_cached_texture {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                id: r.uuid()?,
-                texture_index: r.u8()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                texture_index: b0[16],
             })
         }
 
@@ -54167,10 +55308,11 @@ pub mod agent_cached_texture_response {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                serial_num: r.i32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                serial_num: i32::from_le_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -54208,10 +55350,12 @@ pub mod agent_cached_texture_response {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
+            let v_host_name = r.var1()?;
             Ok(Self {
-                texture_id: r.uuid()?,
-                texture_index: r.u8()?,
-                host_name: r.var1()?,
+                texture_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                texture_index: b0[16],
+                host_name: v_host_name,
             })
         }
 
@@ -54301,7 +55445,7 @@ impl MessageType for AgentCachedTextureResponse {
 pub mod agent_data_update_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentDataUpdateRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -54317,9 +55461,10 @@ pub mod agent_data_update_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -54419,14 +55564,20 @@ pub mod agent_data_update {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_first_name = r.var1()?;
+            let v_last_name = r.var1()?;
+            let v_group_title = r.var1()?;
+            let b1 = r.fixed_run::<24>(&[16, 8])?;
+            let v_group_name = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                first_name: r.var1()?,
-                last_name: r.var1()?,
-                group_title: r.var1()?,
-                active_group_id: r.uuid()?,
-                group_powers: r.u64()?,
-                group_name: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                first_name: v_first_name,
+                last_name: v_last_name,
+                group_title: v_group_title,
+                active_group_id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                group_powers: u64::from_le_bytes(codec::at(b1, 16)),
+                group_name: v_group_name,
             })
         }
 
@@ -54531,11 +55682,13 @@ pub mod group_data_update {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<40>(&[16, 16, 8])?;
+            let v_group_title = r.var1()?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
-                agent_powers: r.u64()?,
-                group_title: r.var1()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                agent_powers: u64::from_le_bytes(codec::at(b0, 32)),
+                group_title: v_group_title,
             })
         }
 
@@ -54631,8 +55784,9 @@ pub mod agent_group_data_update {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -54674,13 +55828,15 @@ pub mod agent_group_data_update {
         pub const MIN_SIZE: usize = 46;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<45>(&[16, 8, 1, 16, 4])?;
+            let v_group_name = r.var1()?;
             Ok(Self {
-                group_id: r.uuid()?,
-                group_powers: r.u64()?,
-                accept_notices: r.bool()?,
-                group_insignia_id: r.uuid()?,
-                contribution: r.i32()?,
-                group_name: r.var1()?,
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_powers: u64::from_le_bytes(codec::at(b0, 16)),
+                accept_notices: b0[24] != 0,
+                group_insignia_id: ::uuid::Uuid::from_bytes(codec::at(b0, 25)),
+                contribution: i32::from_le_bytes(codec::at(b0, 41)),
+                group_name: v_group_name,
             })
         }
 
@@ -54776,7 +55932,7 @@ impl MessageType for AgentGroupDataUpdate {
 pub mod agent_drop_group {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `AgentDropGroup`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -54792,9 +55948,10 @@ pub mod agent_drop_group {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -54890,13 +56047,15 @@ pub mod log_text_message {
         pub const MIN_SIZE: usize = 54;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 8, 8, 4])?;
+            let v_message = r.var2()?;
             Ok(Self {
-                from_agent_id: r.uuid()?,
-                to_agent_id: r.uuid()?,
-                global_x: r.f64()?,
-                global_y: r.f64()?,
-                time: r.u32()?,
-                message: r.var2()?,
+                from_agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                to_agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                global_x: f64::from_le_bytes(codec::at(b0, 32)),
+                global_y: f64::from_le_bytes(codec::at(b0, 40)),
+                time: u32::from_le_bytes(codec::at(b0, 48)),
+                message: v_message,
             })
         }
 
@@ -54983,7 +56142,7 @@ impl MessageType for LogTextMessage {
 pub mod create_trusted_circuit {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `CreateTrustedCircuit`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -55001,9 +56160,10 @@ pub mod create_trusted_circuit {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 32])?;
             Ok(Self {
-                end_point_id: r.uuid()?,
-                digest: r.fixed()?,
+                end_point_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                digest: codec::at(b0, 16),
             })
         }
 
@@ -55069,7 +56229,7 @@ impl MessageType for CreateTrustedCircuit {
 pub mod deny_trusted_circuit {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `DenyTrustedCircuit`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -55083,8 +56243,9 @@ pub mod deny_trusted_circuit {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                end_point_id: r.uuid()?,
+                end_point_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -55198,9 +56359,10 @@ pub mod rez_single_attachment_from_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55250,16 +56412,19 @@ pub mod rez_single_attachment_from_inv {
         pub const MIN_SIZE: usize = 51;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<49>(&[16, 16, 1, 4, 4, 4, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
             Ok(Self {
-                item_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                attachment_pt: r.u8()?,
-                item_flags: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                name: r.var1()?,
-                description: r.var1()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                attachment_pt: b0[32],
+                item_flags: u32::from_le_bytes(codec::at(b0, 33)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 37)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 41)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 45)),
+                name: v_name,
+                description: v_description,
             })
         }
 
@@ -55360,9 +56525,10 @@ pub mod rez_multiple_attachments_from_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55400,10 +56566,11 @@ pub mod rez_multiple_attachments_from_inv {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
             Ok(Self {
-                compound_msg_id: r.uuid()?,
-                total_objects: r.u8()?,
-                first_detach_all: r.bool()?,
+                compound_msg_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                total_objects: b0[16],
+                first_detach_all: b0[17] != 0,
             })
         }
 
@@ -55457,16 +56624,19 @@ pub mod rez_multiple_attachments_from_inv {
         pub const MIN_SIZE: usize = 51;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<49>(&[16, 16, 1, 4, 4, 4, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
             Ok(Self {
-                item_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                attachment_pt: r.u8()?,
-                item_flags: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                name: r.var1()?,
-                description: r.var1()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                attachment_pt: b0[32],
+                item_flags: u32::from_le_bytes(codec::at(b0, 33)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 37)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 41)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 45)),
+                name: v_name,
+                description: v_description,
             })
         }
 
@@ -55573,7 +56743,7 @@ impl MessageType for RezMultipleAttachmentsFromInv {
 pub mod detach_attachment_into_inv {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `ObjectData` block of `DetachAttachmentIntoInv`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -55589,9 +56759,10 @@ pub mod detach_attachment_into_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                item_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55655,7 +56826,7 @@ impl MessageType for DetachAttachmentIntoInv {
 pub mod create_new_outfit_attachments {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `CreateNewOutfitAttachments`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -55671,9 +56842,10 @@ pub mod create_new_outfit_attachments {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55705,8 +56877,9 @@ pub mod create_new_outfit_attachments {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                new_folder_id: r.uuid()?,
+                new_folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -55738,9 +56911,10 @@ pub mod create_new_outfit_attachments {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                old_item_id: r.uuid()?,
-                old_folder_id: r.uuid()?,
+                old_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                old_folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55834,7 +57008,7 @@ impl MessageType for CreateNewOutfitAttachments {
 pub mod user_info_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `UserInfoRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -55850,9 +57024,10 @@ pub mod user_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -55930,8 +57105,9 @@ pub mod user_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -55965,10 +57141,13 @@ pub mod user_info_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
+            let v_directory_visibility = r.var1()?;
+            let v_e_mail = r.var2()?;
             Ok(Self {
-                im_via_e_mail: r.bool()?,
-                directory_visibility: r.var1()?,
-                e_mail: r.var2()?,
+                im_via_e_mail: b0[0] != 0,
+                directory_visibility: v_directory_visibility,
+                e_mail: v_e_mail,
             })
         }
 
@@ -56060,9 +57239,10 @@ pub mod update_user_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -56096,9 +57276,11 @@ pub mod update_user_info {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<1>(&[1])?;
+            let v_directory_visibility = r.var1()?;
             Ok(Self {
-                im_via_e_mail: r.bool()?,
-                directory_visibility: r.var1()?,
+                im_via_e_mail: b0[0] != 0,
+                directory_visibility: v_directory_visibility,
             })
         }
 
@@ -56190,9 +57372,11 @@ pub mod parcel_rename {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_new_name = r.var1()?;
             Ok(Self {
-                parcel_id: r.uuid()?,
-                new_name: r.var1()?,
+                parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                new_name: v_new_name,
             })
         }
 
@@ -56283,8 +57467,9 @@ pub mod initiate_download {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -56320,9 +57505,11 @@ pub mod initiate_download {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_sim_filename = r.var1()?;
+            let v_viewer_filename = r.var1()?;
             Ok(Self {
-                sim_filename: r.var1()?,
-                viewer_filename: r.var1()?,
+                sim_filename: v_sim_filename,
+                viewer_filename: v_viewer_filename,
             })
         }
 
@@ -56417,10 +57604,12 @@ pub mod system_message {
         pub const MIN_SIZE: usize = 49;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_method = r.var1()?;
+            let b0 = r.fixed_run::<48>(&[16, 32])?;
             Ok(Self {
-                method: r.var1()?,
-                invoice: r.uuid()?,
-                digest: r.fixed()?,
+                method: v_method,
+                invoice: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                digest: codec::at(b0, 16),
             })
         }
 
@@ -56454,8 +57643,9 @@ pub mod system_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_parameter = r.var1()?;
             Ok(Self {
-                parameter: r.var1()?,
+                parameter: v_parameter,
             })
         }
 
@@ -56539,7 +57729,7 @@ impl MessageType for SystemMessage {
 pub mod map_layer_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MapLayerRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -56565,12 +57755,13 @@ pub mod map_layer_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 36)),
+                godlike: b0[40] != 0,
             })
         }
 
@@ -56644,7 +57835,7 @@ impl MessageType for MapLayerRequest {
 pub mod map_layer_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MapLayerReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -56660,9 +57851,10 @@ pub mod map_layer_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -56702,12 +57894,13 @@ pub mod map_layer_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[4, 4, 4, 4, 16])?;
             Ok(Self {
-                left: r.u32()?,
-                right: r.u32()?,
-                top: r.u32()?,
-                bottom: r.u32()?,
-                image_id: r.uuid()?,
+                left: u32::from_le_bytes(codec::at(b0, 0)),
+                right: u32::from_le_bytes(codec::at(b0, 4)),
+                top: u32::from_le_bytes(codec::at(b0, 8)),
+                bottom: u32::from_le_bytes(codec::at(b0, 12)),
+                image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -56798,7 +57991,7 @@ impl MessageType for MapLayerReply {
 pub mod map_block_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MapBlockRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -56824,12 +58017,13 @@ pub mod map_block_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 36)),
+                godlike: b0[40] != 0,
             })
         }
 
@@ -56881,11 +58075,12 @@ pub mod map_block_request {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[2, 2, 2, 2])?;
             Ok(Self {
-                min_x: r.u16()?,
-                max_x: r.u16()?,
-                min_y: r.u16()?,
-                max_y: r.u16()?,
+                min_x: u16::from_le_bytes(codec::at(b0, 0)),
+                max_x: u16::from_le_bytes(codec::at(b0, 2)),
+                min_y: u16::from_le_bytes(codec::at(b0, 4)),
+                max_y: u16::from_le_bytes(codec::at(b0, 6)),
             })
         }
 
@@ -56989,12 +58184,13 @@ pub mod map_name_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 36)),
+                godlike: b0[40] != 0,
             })
         }
 
@@ -57034,7 +58230,8 @@ pub mod map_name_request {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            Ok(Self { name: r.var1()? })
+            let v_name = r.var1()?;
+            Ok(Self { name: v_name })
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57121,9 +58318,10 @@ pub mod map_block_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -57179,15 +58377,18 @@ pub mod map_block_reply {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[2, 2])?;
+            let v_name = r.var1()?;
+            let b1 = r.fixed_run::<23>(&[1, 4, 1, 1, 16])?;
             Ok(Self {
-                x: r.u16()?,
-                y: r.u16()?,
-                name: r.var1()?,
-                access: r.u8()?,
-                region_flags: r.u32()?,
-                water_height: r.u8()?,
-                agents: r.u8()?,
-                map_image_id: r.uuid()?,
+                x: u16::from_le_bytes(codec::at(b0, 0)),
+                y: u16::from_le_bytes(codec::at(b0, 2)),
+                name: v_name,
+                access: b1[0],
+                region_flags: u32::from_le_bytes(codec::at(b1, 1)),
+                water_height: b1[5],
+                agents: b1[6],
+                map_image_id: ::uuid::Uuid::from_bytes(codec::at(b1, 7)),
             })
         }
 
@@ -57233,9 +58434,10 @@ pub mod map_block_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[2, 2])?;
             Ok(Self {
-                size_x: r.u16()?,
-                size_y: r.u16()?,
+                size_x: u16::from_le_bytes(codec::at(b0, 0)),
+                size_y: u16::from_le_bytes(codec::at(b0, 2)),
             })
         }
 
@@ -57333,7 +58535,7 @@ impl MessageType for MapBlockReply {
 pub mod map_item_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `MapItemRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -57359,12 +58561,13 @@ pub mod map_item_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                flags: r.u32()?,
-                estate_id: r.u32()?,
-                godlike: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                flags: u32::from_le_bytes(codec::at(b0, 32)),
+                estate_id: u32::from_le_bytes(codec::at(b0, 36)),
+                godlike: b0[40] != 0,
             })
         }
 
@@ -57406,9 +58609,10 @@ pub mod map_item_request {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 8])?;
             Ok(Self {
-                item_type: r.u32()?,
-                region_handle: r.u64()?,
+                item_type: u32::from_le_bytes(codec::at(b0, 0)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -57499,9 +58703,10 @@ pub mod map_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                flags: r.u32()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                flags: u32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -57533,8 +58738,9 @@ pub mod map_item_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                item_type: r.u32()?,
+                item_type: u32::from_le_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -57586,13 +58792,15 @@ pub mod map_item_reply {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[4, 4, 16, 4, 4])?;
+            let v_name = r.var1()?;
             Ok(Self {
-                x: r.u32()?,
-                y: r.u32()?,
-                id: r.uuid()?,
-                extra: r.i32()?,
-                extra2: r.i32()?,
-                name: r.var1()?,
+                x: u32::from_le_bytes(codec::at(b0, 0)),
+                y: u32::from_le_bytes(codec::at(b0, 4)),
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 8)),
+                extra: i32::from_le_bytes(codec::at(b0, 24)),
+                extra2: i32::from_le_bytes(codec::at(b0, 28)),
+                name: v_name,
             })
         }
 
@@ -57736,18 +58944,25 @@ pub mod send_postcard {
         pub const MIN_SIZE: usize = 80;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<72>(&[16, 16, 16, 24])?;
+            let v_to = r.var1()?;
+            let v_from = r.var1()?;
+            let v_name = r.var1()?;
+            let v_subject = r.var1()?;
+            let v_msg = r.var2()?;
+            let b1 = r.fixed_run::<2>(&[1, 1])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                asset_id: r.uuid()?,
-                pos_global: r.dvec3()?,
-                to: r.var1()?,
-                from: r.var1()?,
-                name: r.var1()?,
-                subject: r.var1()?,
-                msg: r.var2()?,
-                allow_publish: r.bool()?,
-                mature_publish: r.bool()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                pos_global: codec::dvec3_at(b0, 48),
+                to: v_to,
+                from: v_from,
+                name: v_name,
+                subject: v_subject,
+                msg: v_msg,
+                allow_publish: b1[0] != 0,
+                mature_publish: b1[1] != 0,
             })
         }
 
@@ -57841,7 +59056,7 @@ impl MessageType for SendPostcard {
 pub mod rpc_channel_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `RpcChannelRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -57861,11 +59076,12 @@ pub mod rpc_channel_request {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<40>(&[4, 4, 16, 16])?;
             Ok(Self {
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
+                grid_x: u32::from_le_bytes(codec::at(b0, 0)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 4)),
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 8)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 24)),
             })
         }
 
@@ -57935,7 +59151,7 @@ impl MessageType for RpcChannelRequest {
 pub mod rpc_channel_reply {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `RpcChannelReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -57953,10 +59169,11 @@ pub mod rpc_channel_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                channel_id: r.uuid()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                channel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -58040,9 +59257,10 @@ pub mod rpc_script_request_inbound {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                grid_x: r.u32()?,
-                grid_y: r.u32()?,
+                grid_x: u32::from_le_bytes(codec::at(b0, 0)),
+                grid_y: u32::from_le_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -58084,12 +59302,14 @@ pub mod rpc_script_request_inbound {
         pub const MIN_SIZE: usize = 54;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
+            let v_string_value = r.var2()?;
             Ok(Self {
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                channel_id: r.uuid()?,
-                int_value: r.u32()?,
-                string_value: r.var2()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                channel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                int_value: u32::from_le_bytes(codec::at(b0, 48)),
+                string_value: v_string_value,
             })
         }
 
@@ -58211,14 +59431,16 @@ pub mod rpc_script_request_inbound_forward {
         pub const MIN_SIZE: usize = 60;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<58>(&[4, 2, 16, 16, 16, 4])?;
+            let v_string_value = r.var2()?;
             Ok(Self {
-                rpc_server_ip: r.ipaddr()?,
-                rpc_server_port: r.ipport()?,
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                channel_id: r.uuid()?,
-                int_value: r.u32()?,
-                string_value: r.var2()?,
+                rpc_server_ip: codec::ipaddr_at(b0, 0),
+                rpc_server_port: u16::from_be_bytes(codec::at(b0, 4)),
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 6)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 22)),
+                channel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 38)),
+                int_value: u32::from_le_bytes(codec::at(b0, 54)),
+                string_value: v_string_value,
             })
         }
 
@@ -58316,12 +59538,14 @@ pub mod rpc_script_reply_inbound {
         pub const MIN_SIZE: usize = 54;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
+            let v_string_value = r.var2()?;
             Ok(Self {
-                task_id: r.uuid()?,
-                item_id: r.uuid()?,
-                channel_id: r.uuid()?,
-                int_value: r.u32()?,
-                string_value: r.var2()?,
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                channel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                int_value: u32::from_le_bytes(codec::at(b0, 48)),
+                string_value: v_string_value,
             })
         }
 
@@ -58414,11 +59638,13 @@ pub mod script_mail_registration {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_target_ip = r.var1()?;
+            let b0 = r.fixed_run::<22>(&[2, 16, 4])?;
             Ok(Self {
-                target_ip: r.var1()?,
-                target_port: r.ipport()?,
-                task_id: r.uuid()?,
-                flags: r.u32()?,
+                target_ip: v_target_ip,
+                target_port: u16::from_be_bytes(codec::at(b0, 0)),
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 2)),
+                flags: u32::from_le_bytes(codec::at(b0, 18)),
             })
         }
 
@@ -58487,7 +59713,7 @@ impl MessageType for ScriptMailRegistration {
 pub mod parcel_media_command_message {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `CommandBlock` block of `ParcelMediaCommandMessage`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -58505,10 +59731,11 @@ pub mod parcel_media_command_message {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                flags: r.u32()?,
-                command: r.u32()?,
-                time: r.f32()?,
+                flags: u32::from_le_bytes(codec::at(b0, 0)),
+                command: u32::from_le_bytes(codec::at(b0, 4)),
+                time: f32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -58595,10 +59822,12 @@ pub mod parcel_media_update {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_media_url = r.var1()?;
+            let b0 = r.fixed_run::<17>(&[16, 1])?;
             Ok(Self {
-                media_url: r.var1()?,
-                media_id: r.uuid()?,
-                media_auto_scale: r.u8()?,
+                media_url: v_media_url,
+                media_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                media_auto_scale: b0[16],
             })
         }
 
@@ -58640,12 +59869,15 @@ pub mod parcel_media_update {
         pub const MIN_SIZE: usize = 11;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_media_type = r.var1()?;
+            let v_media_desc = r.var1()?;
+            let b0 = r.fixed_run::<9>(&[4, 4, 1])?;
             Ok(Self {
-                media_type: r.var1()?,
-                media_desc: r.var1()?,
-                media_width: r.i32()?,
-                media_height: r.i32()?,
-                media_loop: r.u8()?,
+                media_type: v_media_type,
+                media_desc: v_media_desc,
+                media_width: i32::from_le_bytes(codec::at(b0, 0)),
+                media_height: i32::from_le_bytes(codec::at(b0, 4)),
+                media_loop: b0[8],
             })
         }
 
@@ -58740,9 +59972,10 @@ pub mod land_stat_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -58780,11 +60013,14 @@ pub mod land_stat_request {
         pub const MIN_SIZE: usize = 13;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<8>(&[4, 4])?;
+            let v_filter = r.var1()?;
+            let b1 = r.fixed_run::<4>(&[4])?;
             Ok(Self {
-                report_type: r.u32()?,
-                request_flags: r.u32()?,
-                filter: r.var1()?,
-                parcel_local_id: r.i32()?,
+                report_type: u32::from_le_bytes(codec::at(b0, 0)),
+                request_flags: u32::from_le_bytes(codec::at(b0, 4)),
+                filter: v_filter,
+                parcel_local_id: i32::from_le_bytes(codec::at(b1, 0)),
             })
         }
 
@@ -58878,10 +60114,11 @@ pub mod land_stat_reply {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
             Ok(Self {
-                report_type: r.u32()?,
-                request_flags: r.u32()?,
-                total_object_count: r.u32()?,
+                report_type: u32::from_le_bytes(codec::at(b0, 0)),
+                request_flags: u32::from_le_bytes(codec::at(b0, 4)),
+                total_object_count: u32::from_le_bytes(codec::at(b0, 8)),
             })
         }
 
@@ -58929,15 +60166,18 @@ pub mod land_stat_reply {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<36>(&[4, 16, 4, 4, 4, 4])?;
+            let v_task_name = r.var1()?;
+            let v_owner_name = r.var1()?;
             Ok(Self {
-                task_local_id: r.u32()?,
-                task_id: r.uuid()?,
-                location_x: r.f32()?,
-                location_y: r.f32()?,
-                location_z: r.f32()?,
-                score: r.f32()?,
-                task_name: r.var1()?,
-                owner_name: r.var1()?,
+                task_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                location_x: f32::from_le_bytes(codec::at(b0, 20)),
+                location_y: f32::from_le_bytes(codec::at(b0, 24)),
+                location_z: f32::from_le_bytes(codec::at(b0, 28)),
+                score: f32::from_le_bytes(codec::at(b0, 32)),
+                task_name: v_task_name,
+                owner_name: v_owner_name,
             })
         }
 
@@ -59051,8 +60291,9 @@ pub mod error {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -59104,13 +60345,19 @@ pub mod error {
         pub const MIN_SIZE: usize = 26;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[4])?;
+            let v_token = r.var1()?;
+            let b1 = r.fixed_run::<16>(&[16])?;
+            let v_system = r.var1()?;
+            let v_message = r.var2()?;
+            let v_data = r.var2()?;
             Ok(Self {
-                code: r.i32()?,
-                token: r.var1()?,
-                id: r.uuid()?,
-                system: r.var1()?,
-                message: r.var2()?,
-                data: r.var2()?,
+                code: i32::from_le_bytes(codec::at(b0, 0)),
+                token: v_token,
+                id: ::uuid::Uuid::from_bytes(codec::at(b1, 0)),
+                system: v_system,
+                message: v_message,
+                data: v_data,
             })
         }
 
@@ -59200,7 +60447,7 @@ impl MessageType for Error {
 pub mod object_include_in_search {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ObjectIncludeInSearch`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -59216,9 +60463,10 @@ pub mod object_include_in_search {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -59252,9 +60500,10 @@ pub mod object_include_in_search {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                include_in_search: r.bool()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                include_in_search: b0[4] != 0,
             })
         }
 
@@ -59356,9 +60605,10 @@ pub mod rez_restore_to_world {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -59448,28 +60698,33 @@ pub mod rez_restore_to_world {
         pub const MIN_SIZE: usize = 138;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 =
+                r.fixed_run::<128>(&[16, 16, 16, 16, 16, 4, 4, 4, 4, 4, 1, 16, 1, 1, 4, 1, 4])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let b1 = r.fixed_run::<8>(&[4, 4])?;
             Ok(Self {
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                group_owned: r.bool()?,
-                transaction_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                flags: r.u32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                creation_date: r.i32()?,
-                crc: r.u32()?,
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 92)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 96)),
+                group_owned: b0[100] != 0,
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 101)),
+                type_: i8::from_le_bytes([b0[117]]),
+                inv_type: i8::from_le_bytes([b0[118]]),
+                flags: u32::from_le_bytes(codec::at(b0, 119)),
+                sale_type: b0[123],
+                sale_price: i32::from_le_bytes(codec::at(b0, 124)),
+                name: v_name,
+                description: v_description,
+                creation_date: i32::from_le_bytes(codec::at(b1, 0)),
+                crc: u32::from_le_bytes(codec::at(b1, 4)),
             })
         }
 
@@ -59596,9 +60851,10 @@ pub mod link_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -59648,15 +60904,18 @@ pub mod link_inventory_item {
         pub const MIN_SIZE: usize = 56;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<54>(&[4, 16, 16, 16, 1, 1])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
             Ok(Self {
-                callback_id: r.u32()?,
-                folder_id: r.uuid()?,
-                transaction_id: r.uuid()?,
-                old_item_id: r.uuid()?,
-                type_: r.i8()?,
-                inv_type: r.i8()?,
-                name: r.var1()?,
-                description: r.var1()?,
+                callback_id: u32::from_le_bytes(codec::at(b0, 0)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                old_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                type_: i8::from_le_bytes([b0[52]]),
+                inv_type: i8::from_le_bytes([b0[53]]),
+                name: v_name,
+                description: v_description,
             })
         }
 

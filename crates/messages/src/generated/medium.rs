@@ -28,10 +28,11 @@ pub mod object_add {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
-                group_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -155,36 +156,40 @@ pub mod object_add {
         pub const MIN_SIZE: usize = 96;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<96>(&[
+                1, 1, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 12, 12, 16, 1,
+                12, 12, 1,
+            ])?;
             Ok(Self {
-                p_code: r.u8()?,
-                material: r.u8()?,
-                add_flags: r.u32()?,
-                path_curve: r.u8()?,
-                profile_curve: r.u8()?,
-                path_begin: r.u16()?,
-                path_end: r.u16()?,
-                path_scale_x: r.u8()?,
-                path_scale_y: r.u8()?,
-                path_shear_x: r.u8()?,
-                path_shear_y: r.u8()?,
-                path_twist: r.i8()?,
-                path_twist_begin: r.i8()?,
-                path_radius_offset: r.i8()?,
-                path_taper_x: r.i8()?,
-                path_taper_y: r.i8()?,
-                path_revolutions: r.u8()?,
-                path_skew: r.i8()?,
-                profile_begin: r.u16()?,
-                profile_end: r.u16()?,
-                profile_hollow: r.u16()?,
-                bypass_raycast: r.u8()?,
-                ray_start: r.vec3()?,
-                ray_end: r.vec3()?,
-                ray_target_id: r.uuid()?,
-                ray_end_is_intersection: r.u8()?,
-                scale: r.vec3()?,
-                rotation: r.quat()?,
-                state: r.u8()?,
+                p_code: b0[0],
+                material: b0[1],
+                add_flags: u32::from_le_bytes(codec::at(b0, 2)),
+                path_curve: b0[6],
+                profile_curve: b0[7],
+                path_begin: u16::from_le_bytes(codec::at(b0, 8)),
+                path_end: u16::from_le_bytes(codec::at(b0, 10)),
+                path_scale_x: b0[12],
+                path_scale_y: b0[13],
+                path_shear_x: b0[14],
+                path_shear_y: b0[15],
+                path_twist: i8::from_le_bytes([b0[16]]),
+                path_twist_begin: i8::from_le_bytes([b0[17]]),
+                path_radius_offset: i8::from_le_bytes([b0[18]]),
+                path_taper_x: i8::from_le_bytes([b0[19]]),
+                path_taper_y: i8::from_le_bytes([b0[20]]),
+                path_revolutions: b0[21],
+                path_skew: i8::from_le_bytes([b0[22]]),
+                profile_begin: u16::from_le_bytes(codec::at(b0, 23)),
+                profile_end: u16::from_le_bytes(codec::at(b0, 25)),
+                profile_hollow: u16::from_le_bytes(codec::at(b0, 27)),
+                bypass_raycast: b0[29],
+                ray_start: codec::vec3_at(b0, 30),
+                ray_end: codec::vec3_at(b0, 42),
+                ray_target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 54)),
+                ray_end_is_intersection: b0[70],
+                scale: codec::vec3_at(b0, 71),
+                rotation: codec::quat_at(b0, 83),
+                state: b0[95],
             })
         }
 
@@ -339,9 +344,10 @@ pub mod multiple_object_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -379,10 +385,12 @@ pub mod multiple_object_update {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[4, 1])?;
+            let v_data = r.var1()?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                type_: r.u8()?,
-                data: r.var1()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                type_: b0[4],
+                data: v_data,
             })
         }
 
@@ -472,7 +480,7 @@ impl MessageType for MultipleObjectUpdate {
 pub mod request_multiple_objects {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestMultipleObjects`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -488,9 +496,10 @@ pub mod request_multiple_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -524,9 +533,10 @@ pub mod request_multiple_objects {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<5>(&[1, 4])?;
             Ok(Self {
-                cache_miss_type: r.u8()?,
-                id: r.u32()?,
+                cache_miss_type: b0[0],
+                id: u32::from_le_bytes(codec::at(b0, 1)),
             })
         }
 
@@ -636,9 +646,10 @@ pub mod object_position {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -674,9 +685,10 @@ pub mod object_position {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[4, 12])?;
             Ok(Self {
-                object_local_id: r.u32()?,
-                position: r.vec3()?,
+                object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
+                position: codec::vec3_at(b0, 4),
             })
         }
 
@@ -771,7 +783,7 @@ impl MessageType for ObjectPosition {
 pub mod request_object_properties_family {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `RequestObjectPropertiesFamily`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -787,9 +799,10 @@ pub mod request_object_properties_family {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -823,9 +836,10 @@ pub mod request_object_properties_family {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[4, 16])?;
             Ok(Self {
-                request_flags: r.u32()?,
-                object_id: r.uuid()?,
+                request_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
             })
         }
 
@@ -899,7 +913,7 @@ impl MessageType for RequestObjectPropertiesFamily {
 pub mod coarse_location_update {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `Location` block of `CoarseLocationUpdate`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -919,10 +933,11 @@ pub mod coarse_location_update {
         pub const MIN_SIZE: usize = 3;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<3>(&[1, 1, 1])?;
             Ok(Self {
-                x: r.u8()?,
-                y: r.u8()?,
-                z: r.u8()?,
+                x: b0[0],
+                y: b0[1],
+                z: b0[2],
             })
         }
 
@@ -958,9 +973,10 @@ pub mod coarse_location_update {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<4>(&[2, 2])?;
             Ok(Self {
-                you: r.i16()?,
-                prey: r.i16()?,
+                you: i16::from_le_bytes(codec::at(b0, 0)),
+                prey: i16::from_le_bytes(codec::at(b0, 2)),
             })
         }
 
@@ -992,8 +1008,9 @@ pub mod coarse_location_update {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<16>(&[16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
             })
         }
 
@@ -1112,9 +1129,10 @@ pub mod crossed_region {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -1165,11 +1183,13 @@ pub mod crossed_region {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<14>(&[4, 2, 8])?;
+            let v_seed_capability = r.var2()?;
             Ok(Self {
-                sim_ip: r.ipaddr()?,
-                sim_port: r.ipport()?,
-                region_handle: r.u64()?,
-                seed_capability: r.var2()?,
+                sim_ip: codec::ipaddr_at(b0, 0),
+                sim_port: u16::from_be_bytes(codec::at(b0, 4)),
+                region_handle: u64::from_le_bytes(codec::at(b0, 6)),
+                seed_capability: v_seed_capability,
             })
         }
 
@@ -1210,9 +1230,10 @@ pub mod crossed_region {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<24>(&[12, 12])?;
             Ok(Self {
-                position: r.vec3()?,
-                look_at: r.vec3()?,
+                position: codec::vec3_at(b0, 0),
+                look_at: codec::vec3_at(b0, 12),
             })
         }
 
@@ -1291,7 +1312,7 @@ impl MessageType for CrossedRegion {
 pub mod confirm_enable_simulator {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ConfirmEnableSimulator`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1307,9 +1328,10 @@ pub mod confirm_enable_simulator {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -1446,34 +1468,42 @@ pub mod object_properties {
         pub const MIN_SIZE: usize = 179;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<174>(&[
+                16, 16, 16, 16, 8, 4, 4, 4, 4, 4, 4, 1, 4, 1, 1, 1, 4, 2, 16, 16, 16, 16,
+            ])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
+            let v_touch_name = r.var1()?;
+            let v_sit_name = r.var1()?;
+            let v_texture_id = r.var1()?;
             Ok(Self {
-                object_id: r.uuid()?,
-                creator_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                creation_date: r.u64()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                ownership_cost: r.i32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                aggregate_perms: r.u8()?,
-                aggregate_perm_textures: r.u8()?,
-                aggregate_perm_textures_owner: r.u8()?,
-                category: r.u32()?,
-                inventory_serial: r.i16()?,
-                item_id: r.uuid()?,
-                folder_id: r.uuid()?,
-                from_task_id: r.uuid()?,
-                last_owner_id: r.uuid()?,
-                name: r.var1()?,
-                description: r.var1()?,
-                touch_name: r.var1()?,
-                sit_name: r.var1()?,
-                texture_id: r.var1()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                creator_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
+                creation_date: u64::from_le_bytes(codec::at(b0, 64)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 72)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 76)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 80)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 84)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 88)),
+                ownership_cost: i32::from_le_bytes(codec::at(b0, 92)),
+                sale_type: b0[96],
+                sale_price: i32::from_le_bytes(codec::at(b0, 97)),
+                aggregate_perms: b0[101],
+                aggregate_perm_textures: b0[102],
+                aggregate_perm_textures_owner: b0[103],
+                category: u32::from_le_bytes(codec::at(b0, 104)),
+                inventory_serial: i16::from_le_bytes(codec::at(b0, 108)),
+                item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 110)),
+                folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 126)),
+                from_task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 142)),
+                last_owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 158)),
+                name: v_name,
+                description: v_description,
+                touch_name: v_touch_name,
+                sit_name: v_sit_name,
+                texture_id: v_texture_id,
             })
         }
 
@@ -1664,23 +1694,26 @@ pub mod object_properties_family {
         pub const MIN_SIZE: usize = 103;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<101>(&[4, 16, 16, 16, 4, 4, 4, 4, 4, 4, 1, 4, 4, 16])?;
+            let v_name = r.var1()?;
+            let v_description = r.var1()?;
             Ok(Self {
-                request_flags: r.u32()?,
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                group_id: r.uuid()?,
-                base_mask: r.u32()?,
-                owner_mask: r.u32()?,
-                group_mask: r.u32()?,
-                everyone_mask: r.u32()?,
-                next_owner_mask: r.u32()?,
-                ownership_cost: r.i32()?,
-                sale_type: r.u8()?,
-                sale_price: r.i32()?,
-                category: r.u32()?,
-                last_owner_id: r.uuid()?,
-                name: r.var1()?,
-                description: r.var1()?,
+                request_flags: u32::from_le_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
+                group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 36)),
+                base_mask: u32::from_le_bytes(codec::at(b0, 52)),
+                owner_mask: u32::from_le_bytes(codec::at(b0, 56)),
+                group_mask: u32::from_le_bytes(codec::at(b0, 60)),
+                everyone_mask: u32::from_le_bytes(codec::at(b0, 64)),
+                next_owner_mask: u32::from_le_bytes(codec::at(b0, 68)),
+                ownership_cost: i32::from_le_bytes(codec::at(b0, 72)),
+                sale_type: b0[76],
+                sale_price: i32::from_le_bytes(codec::at(b0, 77)),
+                category: u32::from_le_bytes(codec::at(b0, 81)),
+                last_owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 85)),
+                name: v_name,
+                description: v_description,
             })
         }
 
@@ -1773,7 +1806,7 @@ impl MessageType for ObjectPropertiesFamily {
 pub mod parcel_properties_request {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `AgentData` block of `ParcelPropertiesRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1789,9 +1822,10 @@ pub mod parcel_properties_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -1833,13 +1867,14 @@ pub mod parcel_properties_request {
         pub const MIN_SIZE: usize = 21;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<21>(&[4, 4, 4, 4, 4, 1])?;
             Ok(Self {
-                sequence_id: r.i32()?,
-                west: r.f32()?,
-                south: r.f32()?,
-                east: r.f32()?,
-                north: r.f32()?,
-                snap_selection: r.bool()?,
+                sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
+                west: f32::from_le_bytes(codec::at(b0, 4)),
+                south: f32::from_le_bytes(codec::at(b0, 8)),
+                east: f32::from_le_bytes(codec::at(b0, 12)),
+                north: f32::from_le_bytes(codec::at(b0, 16)),
+                snap_selection: b0[20] != 0,
             })
         }
 
@@ -1938,9 +1973,10 @@ pub mod sim_status {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<2>(&[1, 1])?;
             Ok(Self {
-                can_accept_agents: r.bool()?,
-                can_accept_tasks: r.bool()?,
+                can_accept_agents: b0[0] != 0,
+                can_accept_tasks: b0[1] != 0,
             })
         }
 
@@ -2005,7 +2041,7 @@ impl MessageType for SimStatus {
 pub mod attached_sound {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `AttachedSound`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2027,12 +2063,13 @@ pub mod attached_sound {
         pub const MIN_SIZE: usize = 53;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<53>(&[16, 16, 16, 4, 1])?;
             Ok(Self {
-                sound_id: r.uuid()?,
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                gain: r.f32()?,
-                flags: r.u8()?,
+                sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
+                gain: f32::from_le_bytes(codec::at(b0, 48)),
+                flags: b0[52],
             })
         }
 
@@ -2102,7 +2139,7 @@ impl MessageType for AttachedSound {
 pub mod attached_sound_gain_change {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `AttachedSoundGainChange`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2118,9 +2155,10 @@ pub mod attached_sound_gain_change {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<20>(&[16, 4])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                gain: r.f32()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                gain: f32::from_le_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -2184,7 +2222,7 @@ impl MessageType for AttachedSoundGainChange {
 pub mod preload_sound {
     use bytes::BufMut;
 
-    use crate::codec::{DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
 
     /// The `DataBlock` block of `PreloadSound`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2202,10 +2240,11 @@ pub mod preload_sound {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
             Ok(Self {
-                object_id: r.uuid()?,
-                owner_id: r.uuid()?,
-                sound_id: r.uuid()?,
+                object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
             })
         }
 
@@ -2303,11 +2342,15 @@ pub mod internal_script_mail {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let v_from = r.var1()?;
+            let b0 = r.fixed_run::<16>(&[16])?;
+            let v_subject = r.var1()?;
+            let v_body = r.var2()?;
             Ok(Self {
-                from: r.var1()?,
-                to: r.uuid()?,
-                subject: r.var1()?,
-                body: r.var2()?,
+                from: v_from,
+                to: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                subject: v_subject,
+                body: v_body,
             })
         }
 
@@ -2391,9 +2434,10 @@ pub mod viewer_effect {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<32>(&[16, 16])?;
             Ok(Self {
-                agent_id: r.uuid()?,
-                session_id: r.uuid()?,
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
             })
         }
 
@@ -2447,13 +2491,15 @@ pub mod viewer_effect {
         pub const MIN_SIZE: usize = 42;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let b0 = r.fixed_run::<41>(&[16, 16, 1, 4, 4])?;
+            let v_type_data = r.var1()?;
             Ok(Self {
-                id: r.uuid()?,
-                agent_id: r.uuid()?,
-                type_: r.u8()?,
-                duration: r.f32()?,
-                color: r.fixed()?,
-                type_data: r.var1()?,
+                id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
+                agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
+                type_: b0[32],
+                duration: f32::from_le_bytes(codec::at(b0, 33)),
+                color: codec::at(b0, 37),
+                type_data: v_type_data,
             })
         }
 
