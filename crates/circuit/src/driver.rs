@@ -61,6 +61,11 @@ pub struct EndpointConfig {
     /// the address in their header. Datagrams from elsewhere, fragments and malformed headers
     /// are dropped and counted in [`EndpointStats::socks5_dropped`].
     pub socks5_relay: Option<SocketAddr>,
+    /// Linux: move the socket's descriptor to the lowest free number at or above this one
+    /// (kept where it is when none is free). A process with many endpoints (a bot swarm) uses
+    /// it to leave descriptors below 1024 to libraries that wait with `select()`, such as the
+    /// libcurl under isahc, which fails to connect a socket numbered 1024 or more.
+    pub fd_floor: Option<u32>,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for EndpointConfig {
             .field("tap", &self.tap.as_ref().map(|_| "<dyn Tap>"))
             .field("impairment", &self.impairment)
             .field("socks5_relay", &self.socks5_relay)
+            .field("fd_floor", &self.fd_floor)
             .finish()
     }
 }
@@ -96,6 +102,7 @@ impl EndpointConfig {
             tap: None,
             impairment: None,
             socks5_relay: None,
+            fd_floor: None,
         }
     }
 
@@ -228,7 +235,30 @@ fn udp_socket(addr: SocketAddr, config: &EndpointConfig) -> io::Result<UdpSocket
         let _ = socket.set_send_buffer_size(n);
     }
     socket.bind(&addr.into())?;
-    Ok(socket.into())
+    let socket: UdpSocket = socket.into();
+    Ok(match config.fd_floor {
+        Some(floor) => raise_fd(socket, floor),
+        None => socket,
+    })
+}
+
+/// The socket on a descriptor numbered `floor` or more, or as it was when that fails (no
+/// free number under the process's limit): a low number still works, only less well.
+#[cfg(target_os = "linux")]
+fn raise_fd(socket: UdpSocket, floor: u32) -> UdpSocket {
+    let Ok(floor) = i32::try_from(floor) else {
+        return socket;
+    };
+    match rustix::io::fcntl_dupfd_cloexec(&socket, floor) {
+        // The original descriptor closes when `socket` drops here.
+        Ok(fd) => UdpSocket::from(fd),
+        Err(_) => socket,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_fd(socket: UdpSocket, _floor: u32) -> UdpSocket {
+    socket
 }
 
 /// One UDP socket and the task that drives every circuit on it.

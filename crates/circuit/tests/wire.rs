@@ -682,3 +682,48 @@ fn socks5_handshake_errors_are_typed() {
         drop(a);
     });
 }
+
+/// The soft limit on open descriptors (Linux `/proc`), if readable.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fd_floor_moves_the_socket_above_the_low_descriptors() {
+    const FLOOR: u32 = 1500;
+    if open_files_limit().is_none_or(|l| l <= u64::from(FLOOR) + 16) {
+        eprintln!("skipped: the open-files limit is below {FLOOR}");
+        return;
+    }
+    let high = || -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|fd| *fd >= FLOOR)
+            .count()
+    };
+    let before = high();
+    let mut config = EndpointConfig::client();
+    config.fd_floor = Some(FLOOR);
+    let a = Endpoint::bind(any_port(), config).unwrap();
+    assert_eq!(high(), before + 1, "the socket was not moved above {FLOOR}");
+    // And it still works: a round trip through it.
+    let b = Endpoint::bind(any_port(), EndpointConfig::server()).unwrap();
+    smol::block_on(async {
+        let conn = a.connect(b.local_addr().unwrap()).unwrap();
+        conn.send(hello(7), Reliability::Reliable).await.unwrap();
+        conn.send(numbered(7), Reliability::Reliable).await.unwrap();
+        let server = b.accept().await.unwrap();
+        loop {
+            if let Event::Message(Message::TestMessage(m)) = server.recv().await.unwrap() {
+                assert_eq!(m.test_block1.test1, 7);
+                break;
+            }
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}

@@ -123,15 +123,12 @@ fn parse_udp(ip: &[u8], index: usize) -> Option<UdpRecord<'_>> {
     })
 }
 
-// The writer serves `osn connect`'s session.pcap; until then only its test uses it.
-#[allow(dead_code)]
 /// Writes datagrams as a classic pcap file with raw IPv4 link type, readable by tshark.
 #[derive(Debug)]
 pub struct PcapWriter<W: std::io::Write> {
     out: W,
 }
 
-#[allow(dead_code)]
 impl<W: std::io::Write> PcapWriter<W> {
     /// Starts a file: writes the global header.
     ///
@@ -201,7 +198,6 @@ impl<W: std::io::Write> PcapWriter<W> {
     }
 }
 
-#[allow(dead_code)]
 fn ipv4_checksum(h: &[u8]) -> u16 {
     let mut sum = 0u32;
     for c in h.chunks(2) {

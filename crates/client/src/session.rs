@@ -257,6 +257,10 @@ impl Session {
             ep.max_circuits = 16;
         }
         ep.tap = config.tap.clone();
+        // isahc's libcurl waits on its sockets with select(), which fails for descriptors
+        // numbered 1024 or more: with many sessions in a process, UDP sockets must not take
+        // the low numbers that its HTTP connections (event queue polls) need.
+        ep.fd_floor = Some(1024);
         let mut bind = unspecified_for(login.sim_addr);
         let socks5 = match config.socks5_proxy {
             Some(proxy) => {
@@ -843,10 +847,9 @@ impl Session {
         add(&s.closed_stats);
         let mut open = 0;
         for r in std::iter::once(&s.main).chain(s.children.iter()) {
-            // A closed circuit's counters were added to `closed_stats` when it closed (and the
-            // driver keeps reporting them, so adding them again would count them twice).
+            // Listed circuits are counted here; unlisted (closed children) in `closed_stats`.
+            add(&r.conn.stats());
             if !r.conn.is_closed() {
-                add(&r.conn.stats());
                 open += 1;
             }
         }
@@ -1517,18 +1520,10 @@ impl Shared {
         let addr = conn.remote_addr();
         let end = {
             let mut s = self.lock();
-            let st = conn.stats();
-            let acc = &mut s.closed_stats;
-            acc.bytes_sent += st.bytes_sent;
-            acc.bytes_received += st.bytes_received;
-            acc.sent += st.sent;
-            acc.received += st.received;
-            acc.resent += st.resent;
-            acc.given_up += st.given_up;
-            acc.duplicates += st.duplicates;
             if s.main.addr() == addr {
                 s.main_closed = true;
-                // Keep the main region (a closed circuit reports zero counters from now on).
+                // The main region stays listed, and a closed circuit keeps its counters, so
+                // `stats` still reads them from it.
                 if s.logging_out {
                     None
                 } else {
@@ -1538,6 +1533,16 @@ impl Shared {
                     })
                 }
             } else {
+                // A child leaves the list: keep its counters.
+                let st = conn.stats();
+                let acc = &mut s.closed_stats;
+                acc.bytes_sent += st.bytes_sent;
+                acc.bytes_received += st.bytes_received;
+                acc.sent += st.sent;
+                acc.received += st.received;
+                acc.resent += st.resent;
+                acc.given_up += st.given_up;
+                acc.duplicates += st.duplicates;
                 s.children.retain(|c| c.addr() != addr);
                 None
             }
