@@ -67,6 +67,7 @@ struct Counters {
     disconnected: AtomicU64,
     actions: AtomicU64,
     chat_heard: AtomicU64,
+    login_retries: AtomicU64,
 }
 
 #[derive(Default)]
@@ -331,6 +332,7 @@ async fn swarm(
         "failed": counters.failed.load(Ordering::Relaxed),
         "disconnected": counters.disconnected.load(Ordering::Relaxed),
         "errors": o.errors,
+        "login_retries": counters.login_retries.load(Ordering::Relaxed),
         "actions": counters.actions.load(Ordering::Relaxed),
         "chat_heard": counters.chat_heard.load(Ordering::Relaxed),
         "login_ms": {"p50": percentile(&login_ms, 0.5), "p95": percentile(&login_ms, 0.95), "max": login_ms.last()},
@@ -411,7 +413,21 @@ async fn bot(
 ) {
     let t0 = Instant::now();
     counters.logging_in.fetch_add(1, Ordering::Relaxed);
-    let session = client.login(&params).await;
+    // A connection that fails outright is tried again (twice, backing off), as a viewer's
+    // user would; the retries are counted in the report.
+    let mut attempt = 0u32;
+    let session = loop {
+        match client.login(&params).await {
+            Err(opensim_client::ClientError::Login(opensim_login::LoginError::Transport(_)))
+                if attempt < 2 =>
+            {
+                attempt += 1;
+                counters.login_retries.fetch_add(1, Ordering::Relaxed);
+                async_io::Timer::after(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            other => break other,
+        }
+    };
     counters.logging_in.fetch_sub(1, Ordering::Relaxed);
     let session = match session {
         Ok(s) => s,

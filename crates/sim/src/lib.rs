@@ -325,7 +325,7 @@ impl Sim {
                     continue;
                 }
             };
-            match async_net::TcpListener::bind(bound).await {
+            match tcp_listener(bound) {
                 Ok(listener) => return Ok((endpoint, listener)),
                 Err(e) => {
                     endpoint.shutdown().await;
@@ -541,4 +541,17 @@ impl RunningSim {
             t.cancel().await;
         }
     }
+}
+
+/// A listening socket with a deep accept queue: a swarm of bots logging in at once opens
+/// connections faster than a busy executor accepts them, and std's backlog of 128 then
+/// loses connection attempts.
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<async_net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix: a restarted simulator can take its port back at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    async_net::TcpListener::try_from(std::net::TcpListener::from(socket))
 }
