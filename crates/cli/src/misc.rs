@@ -248,6 +248,9 @@ pub struct SimArgs {
     /// Names of the extra accounts; `{n}` becomes the number (0-based).
     #[arg(long, default_value = "Bot {n}")]
     account_names: String,
+    /// An asset server (e.g. `osn assets serve`) for textures the scene does not hold.
+    #[arg(long, value_name = "URL")]
+    assets: Option<String>,
 }
 
 /// Scenes `osn sim` can serve.
@@ -268,7 +271,7 @@ pub async fn sim(args: SimArgs) -> Result<(), CliError> {
         let (first, last) = grid::split_name(&args.account_names.replace("{n}", &n.to_string()))?;
         extra.push(opensim_sim::User::new(&first, &last, grid::DEMO_PASSWORD));
     }
-    let sim = grid::start_builtin(args.port, args.regions, extra).await?;
+    let sim = grid::start_builtin(args.port, args.regions, extra, args.assets.clone()).await?;
     println!("login URI: {}", sim.login_uri());
     for r in sim.regions() {
         println!(

@@ -9,7 +9,7 @@
 //!   `ViewerAsset`, `SimulatorFeatures`), the `EventQueueGet` long poll (queued events at once,
 //!   otherwise held up to [`SimConfig::eq_idle_timeout`] and then `502`, `404` after logout)
 //!   and textures from [`Scene::textures`] ([`Scene::default_demo`] serves the project's own
-//!   generated [`DEMO_TEXTURES`]).
+//!   generated [`DEMO_TEXTURES`]), or else from [`SimConfig::asset_server`].
 //! * UDP, one [`opensim_circuit::Endpoint`] per region: `UseCircuitCode` with an issued
 //!   circuit code opens the agent's circuit (a child agent's then gets its
 //!   `RegionHandshake`); `CompleteAgentMovement` makes the agent root and gets
@@ -143,6 +143,10 @@ pub struct SimConfig {
     /// region's endpoint gets the seed plus its index); `None` sends cleanly. Overrides
     /// [`EndpointConfig::impairment`].
     pub impairment: Option<Impairment>,
+    /// Base URL of an asset server speaking OpenSimulator's asset API (such as
+    /// `opensim-assets`): textures the scenes do not hold are fetched from
+    /// `{asset_server}/assets/{id}/data`, once, and kept.
+    pub asset_server: Option<String>,
 }
 
 impl SimConfig {
@@ -162,6 +166,7 @@ impl SimConfig {
             status_interval: Duration::from_secs(3),
             teleport_release_delay: Duration::from_millis(2500),
             missing_texture: None,
+            asset_server: None,
             impairment: None,
         }
     }

@@ -288,6 +288,10 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Fires on every event-queue change and on stop.
     pub changed: event_listener::Event,
+    /// Textures fetched from [`SimConfig::asset_server`] (`None`: it has none by that id).
+    fetched: std::sync::Mutex<HashMap<Uuid, Option<bytes::Bytes>>>,
+    /// The HTTP client for the asset server, made on first use.
+    assets_http: std::sync::OnceLock<Option<isahc::HttpClient>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -302,6 +306,8 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub fn new(config: SimConfig, regions: Vec<Region>, port: u16) -> Self {
         Shared {
+            fetched: std::sync::Mutex::new(HashMap::new()),
+            assets_http: std::sync::OnceLock::new(),
             config,
             regions,
             port,
@@ -352,12 +358,74 @@ impl Shared {
         any
     }
 
-    /// A texture of `region`'s scene, else of any region's (one asset server for the grid).
-    pub fn texture(&self, region: usize, id: Uuid) -> Option<&bytes::Bytes> {
+    /// A texture of `region`'s scene, else of any region's, else one already fetched from
+    /// the asset server.
+    pub fn texture(&self, region: usize, id: Uuid) -> Option<bytes::Bytes> {
         self.regions
             .get(region)
             .and_then(|r| r.scene.textures.get(&id))
             .or_else(|| self.regions.iter().find_map(|r| r.scene.textures.get(&id)))
+            .cloned()
+            .or_else(|| {
+                self.fetched
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+            })
+    }
+
+    /// [`texture`](Self::texture), asking the asset server (once per id) when nothing here
+    /// has it.
+    pub async fn fetch_texture(&self, region: usize, id: Uuid) -> Option<bytes::Bytes> {
+        if let Some(t) = self.texture(region, id) {
+            return Some(t);
+        }
+        let base = self.config.asset_server.as_deref()?;
+        let known = self
+            .fetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&id);
+        if known {
+            return None;
+        }
+        let got = self.get_asset(base, id).await;
+        self.fetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, got.clone());
+        got
+    }
+
+    /// `GET {base}/assets/{id}/data`, bounded in time and size; `None` on any failure.
+    async fn get_asset(&self, base: &str, id: Uuid) -> Option<bytes::Bytes> {
+        use futures_lite::AsyncReadExt;
+        use isahc::config::Configurable;
+        /// Larger than any texture a viewer would take.
+        const MAX_TEXTURE: u64 = 16 << 20;
+        let http = self
+            .assets_http
+            .get_or_init(|| {
+                isahc::HttpClient::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .ok()
+            })
+            .as_ref()?;
+        let url = format!("{}/assets/{id}/data", base.trim_end_matches('/'));
+        let resp = http.get_async(url).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let mut body = Vec::new();
+        resp.into_body()
+            .take(MAX_TEXTURE + 1)
+            .read_to_end(&mut body)
+            .await
+            .ok()?;
+        (body.len() as u64 <= MAX_TEXTURE && !body.is_empty()).then(|| bytes::Bytes::from(body))
     }
 
     pub fn base_url(&self) -> String {

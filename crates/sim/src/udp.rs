@@ -218,11 +218,16 @@ async fn circuit(shared: Arc<Shared>, region: usize, conn: Connection) {
                 if m.agent_data.agent_id == agent_id && m.agent_data.session_id == session_id =>
             {
                 image_requests = image_requests.wrapping_add(1);
+                // Textures only the asset server has are fetched before the request is
+                // handled (this agent's messages wait meanwhile, bounded by its timeout).
+                if shared.config.asset_server.is_some() {
+                    for block in m.request_image.iter().take(MAX_IMAGES) {
+                        let _ = shared.fetch_texture(region, block.image).await;
+                    }
+                }
                 let mut sender = images.lock();
                 if sender.len() < MAX_IMAGES {
-                    sender.handle_request(image_requests, &m, |id| {
-                        shared.texture(region, id).cloned()
-                    });
+                    sender.handle_request(image_requests, &m, |id| shared.texture(region, id));
                 }
                 drop(sender);
                 images.wake.notify(usize::MAX);

@@ -111,7 +111,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     );
     match kind.flatten() {
         Some(("SimulatorFeatures", _)) => llsd_ok(simulator_features()),
-        Some(("GetTexture" | "ViewerAsset", region)) => texture(shared, region, &req),
+        Some(("GetTexture" | "ViewerAsset", region)) => texture(shared, region, &req).await,
         _ => Response::empty_close(404),
     }
 }
@@ -471,12 +471,16 @@ async fn event_queue(shared: &Shared, token: &str, req: &Request) -> Response {
     }
 }
 
-fn texture(shared: &Shared, region: usize, req: &Request) -> Response {
+async fn texture(shared: &Shared, region: usize, req: &Request) -> Response {
     let id = req.query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == "texture_id" || k == "texture" || k == "asset_id").then(|| v.parse::<Uuid>().ok())?
     });
-    let Some(data) = id.and_then(|id| shared.texture(region, id)) else {
+    let data = match id {
+        Some(id) => shared.fetch_texture(region, id).await,
+        None => None,
+    };
+    let Some(data) = data else {
         return Response::empty_close(404);
     };
     let total = data.len();
