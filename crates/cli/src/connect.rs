@@ -10,25 +10,16 @@ use opensim_client::{Client, ClientConfig, Session, SessionEvent, Subsystems, Te
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::grid::{self, CliError, Target, fail};
+use crate::grid::{CliError, Target, fail};
 use crate::output;
 use crate::tap::PcapTap;
 
 /// Arguments of `osn connect`.
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
-    /// Login URI of the grid; without it the built-in loopback simulator is started.
-    #[arg(long)]
-    pub grid: Option<String>,
-    /// Account name, "First Last" (default on the built-in simulator: "Demo Resident").
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Read the password from this environment variable (otherwise: prompt).
-    #[arg(long, value_name = "VAR")]
-    pub password_env: Option<String>,
-    /// Start region name.
-    #[arg(long)]
-    pub region: Option<String>,
+    /// Grid and account.
+    #[command(flatten)]
+    pub account: crate::misc::Account,
     /// Seconds to stay in the region after everything is fetched.
     #[arg(long, default_value_t = 0)]
     pub stay: u64,
@@ -92,8 +83,8 @@ pub async fn run(args: ConnectArgs, mp: MultiProgress) -> Result<(), CliError> {
     let started = Instant::now();
     std::fs::create_dir_all(args.out.join("textures"))
         .map_err(|e| fail(format!("cannot create {}: {e}", args.out.display())))?;
-    let target = Target::resolve(args.grid.as_deref(), 1, Vec::new()).await?;
-    let result = connect(&args, &target, &mp, started).await;
+    let (target, params) = args.account.resolve().await?;
+    let result = connect(&args, &target, &params, &mp, started).await;
     target.shutdown().await;
     result
 }
@@ -101,24 +92,12 @@ pub async fn run(args: ConnectArgs, mp: MultiProgress) -> Result<(), CliError> {
 async fn connect(
     args: &ConnectArgs,
     target: &Target,
+    params: &opensim_login::LoginParams,
     mp: &MultiProgress,
     started: Instant,
 ) -> Result<(), CliError> {
     let builtin = target.sim.is_some();
-    let user = match (&args.user, builtin) {
-        (Some(u), _) => u.clone(),
-        (None, true) => format!("{} {}", grid::DEMO_FIRST, grid::DEMO_LAST),
-        (None, false) => return Err(fail("--user \"First Last\" is needed with --grid")),
-    };
-    let (first, last) = grid::split_name(&user)?;
-    let password = grid::password(args.password_env.as_deref(), builtin, &user)?;
-    let params = grid::login_params(
-        &target.login_uri,
-        &first,
-        &last,
-        &password,
-        args.region.as_deref(),
-    )?;
+    let user = format!("{} {}", params.first(), params.last());
 
     let tap = Arc::new(
         PcapTap::create(&args.out.join("session.pcap"))
@@ -133,7 +112,7 @@ async fn connect(
     let status = bar(mp, "login", None);
     status.enable_steady_tick(Duration::from_millis(120));
     status.set_message(format!("{user} at {}", target.login_uri));
-    let session = client.login(&params).await?;
+    let session = client.login(params).await?;
     let login_ms = started.elapsed().as_millis();
     status.set_prefix("circuit");
     status.set_message("handshake");

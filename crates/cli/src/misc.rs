@@ -31,7 +31,7 @@ pub struct Account {
 
 impl Account {
     /// Resolves the grid and the credentials into login parameters.
-    async fn resolve(&self) -> Result<(Target, opensim_login::LoginParams), CliError> {
+    pub async fn resolve(&self) -> Result<(Target, opensim_login::LoginParams), CliError> {
         let target = Target::resolve(self.grid.as_deref(), 1, Vec::new()).await?;
         let builtin = target.sim.is_some();
         let user = match (&self.user, builtin) {
