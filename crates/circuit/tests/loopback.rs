@@ -3,33 +3,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_lite::future;
 use opensim_circuit::{
     CloseReason, Config, Connection, Endpoint, EndpointConfig, Event, Reliability,
 };
-use opensim_messages::{Message, TestMessage, UseCircuitCode, use_circuit_code};
+use opensim_messages::Message;
 
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
+mod common;
 
-fn numbered(n: u32) -> TestMessage {
-    let mut m = TestMessage::default();
-    m.test_block1.test1 = n;
-    m
-}
-
-fn hello(code: u32) -> UseCircuitCode {
-    UseCircuitCode {
-        circuit_code: use_circuit_code::CircuitCode {
-            code,
-            ..Default::default()
-        },
-    }
-}
+use common::{any_port, hello, numbered};
 
 /// Settings for fast local tests: short resend timeout, no throttle.
 fn local(mut c: Config) -> Config {

@@ -18,27 +18,12 @@ use opensim_circuit::{
     Config, Connection, Direction, Endpoint, EndpointConfig, EndpointStats, Event, Impairment,
     Reliability, Tap,
 };
-use opensim_messages::{Message, TestMessage, UseCircuitCode, use_circuit_code};
+use opensim_messages::Message;
 use opensim_packet::Packet;
 
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
+mod common;
 
-fn numbered(n: u32) -> TestMessage {
-    let mut m = TestMessage::default();
-    m.test_block1.test1 = n;
-    m
-}
-
-fn hello(code: u32) -> UseCircuitCode {
-    UseCircuitCode {
-        circuit_code: use_circuit_code::CircuitCode {
-            code,
-            ..Default::default()
-        },
-    }
-}
+use common::{any_port, hello, numbered};
 
 /// Short timers so that losses are repaired quickly; resend until acked.
 fn local(mut c: Config) -> Config {

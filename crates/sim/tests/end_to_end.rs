@@ -1,20 +1,18 @@
 //! End to end over real loopback sockets, with our own client crates against the simulator.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::Viewer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use opensim_caps::{CapsClient, EndReason, Event as EqEvent};
-use opensim_circuit::{Connection, Endpoint, EndpointConfig, Event, Reliability};
+use opensim_circuit::{Endpoint, EndpointConfig, Event, Reliability};
 use opensim_login::{LoginClient, LoginError, LoginParams, LoginResponse, Password};
-use opensim_messages::{
-    ChatFromViewer, CompleteAgentMovement, LogoutRequest, Message, RegionHandshakeReply,
-    UseCircuitCode, chat_from_viewer, complete_agent_movement, logout_request,
-    region_handshake_reply, use_circuit_code,
-};
-use opensim_regions::scene::{DecodeOptions, Scene as ClientScene};
+use opensim_messages::{Message, UseCircuitCode, use_circuit_code};
 use opensim_regions::terrain::{Heightmap, PATCH_SIZE};
 use opensim_sim::{RunningSim, Scene, Sim, SimConfig, User};
 
@@ -43,159 +41,6 @@ async fn login(
         .build()
         .unwrap();
     LoginClient::new().unwrap().login(&params).await
-}
-
-/// A viewer side: its endpoint, circuit and what it has received.
-struct Viewer {
-    endpoint: Endpoint,
-    conn: Connection,
-    login: LoginResponse,
-    terrain: Heightmap,
-    scene: ClientScene,
-    handshake_name: Option<String>,
-    movement_complete: bool,
-    got_stats: bool,
-    chat: Vec<(String, String)>,
-    order: Vec<&'static str>,
-}
-
-impl Viewer {
-    async fn connect(sim: &RunningSim, login: LoginResponse) -> Viewer {
-        let endpoint =
-            Endpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::client()).unwrap();
-        let conn = endpoint.connect(login.sim_addr).unwrap();
-        conn.send(
-            UseCircuitCode {
-                circuit_code: use_circuit_code::CircuitCode {
-                    code: login.circuit_code,
-                    session_id: login.session_id,
-                    id: login.agent_id,
-                },
-            },
-            Reliability::Reliable,
-        )
-        .await
-        .unwrap();
-        conn.send(
-            CompleteAgentMovement {
-                agent_data: complete_agent_movement::AgentData {
-                    agent_id: login.agent_id,
-                    session_id: login.session_id,
-                    circuit_code: login.circuit_code,
-                },
-            },
-            Reliability::Reliable,
-        )
-        .await
-        .unwrap();
-        Viewer {
-            endpoint,
-            conn,
-            terrain: Heightmap::new(sim.scene().size()),
-            scene: ClientScene::new(DecodeOptions::FULL),
-            login,
-            handshake_name: None,
-            movement_complete: false,
-            got_stats: false,
-            chat: Vec::new(),
-            order: Vec::new(),
-        }
-    }
-
-    /// Handles one event; `None` when the circuit has closed, `Some(None)` for a non-message.
-    async fn step(&mut self) -> Option<Option<Message>> {
-        let m = match self.conn.recv().await? {
-            Event::Message(m) => m,
-            Event::Closed(_) => return None,
-            _ => return Some(None),
-        };
-        self.order.push(m.name());
-        match &m {
-            Message::RegionHandshake(h) => {
-                self.handshake_name =
-                    Some(opensim_messages::codec::text(&h.region_info.sim_name).into_owned());
-                let reply = RegionHandshakeReply {
-                    agent_data: region_handshake_reply::AgentData {
-                        agent_id: self.login.agent_id,
-                        session_id: self.login.session_id,
-                    },
-                    region_info: region_handshake_reply::RegionInfo { flags: 0 },
-                };
-                self.conn.send(reply, Reliability::Reliable).await.unwrap();
-            }
-            Message::AgentMovementComplete(_) => self.movement_complete = true,
-            // Wind and cloud layers come too, as from OpenSim; only land is terrain.
-            Message::LayerData(l)
-                if matches!(
-                    l.layer_id.type_,
-                    opensim_regions::terrain::LAYER_LAND
-                        | opensim_regions::terrain::LAYER_LAND_EXTENDED
-                ) =>
-            {
-                self.terrain
-                    .apply_layer_data(l.layer_id.type_, &l.layer_data.data)
-                    .unwrap();
-            }
-            Message::ObjectUpdate(_) => {
-                self.scene.apply(&m, &mut Vec::new()).unwrap();
-            }
-            Message::SimStats(_) => self.got_stats = true,
-            Message::ChatFromSimulator(c) => self.chat.push((
-                opensim_messages::codec::text(&c.chat_data.from_name).into_owned(),
-                opensim_messages::codec::text(&c.chat_data.message).into_owned(),
-            )),
-            _ => {}
-        }
-        Some(Some(m))
-    }
-
-    async fn until(&mut self, mut done: impl FnMut(&Viewer) -> bool) {
-        while !done(self) {
-            assert!(self.step().await.is_some(), "circuit closed early");
-        }
-    }
-
-    async fn say(&self, text: &str) {
-        let mut msg = text.as_bytes().to_vec();
-        msg.push(0);
-        let chat = ChatFromViewer {
-            agent_data: chat_from_viewer::AgentData {
-                agent_id: self.login.agent_id,
-                session_id: self.login.session_id,
-            },
-            chat_data: chat_from_viewer::ChatData {
-                message: msg.into(),
-                type_: 1,
-                channel: 0,
-            },
-        };
-        self.conn.send(chat, Reliability::Reliable).await.unwrap();
-    }
-
-    async fn logout(&mut self) {
-        let req = LogoutRequest {
-            agent_data: logout_request::AgentData {
-                agent_id: self.login.agent_id,
-                session_id: self.login.session_id,
-            },
-        };
-        self.conn.send(req, Reliability::Reliable).await.unwrap();
-        loop {
-            match self.step().await {
-                Some(Some(Message::LogoutReply(r))) => {
-                    assert_eq!(r.agent_data.agent_id, self.login.agent_id);
-                    break;
-                }
-                Some(_) => {}
-                None => panic!("closed before LogoutReply"),
-            }
-        }
-        self.endpoint.shutdown().await;
-    }
-}
-
-fn in_world(v: &Viewer, prims: usize) -> bool {
-    v.movement_complete && v.terrain.is_complete() && v.scene.len() == prims && v.got_stats
 }
 
 /// The terrain came back within the codec's bound: 128 prequantisation steps of each patch's
@@ -276,7 +121,7 @@ fn login_caps_terrain_prims_chat_logout() {
         // The circuit: handshake, movement, terrain, prims, stats.
         let mut v = Viewer::connect(&sim, login.clone()).await;
         let prims = scene.prims.len();
-        v.until(|v| in_world(v, prims)).await;
+        v.until(|v| v.in_world(prims)).await;
         assert_eq!(v.handshake_name.as_deref(), Some(scene.name.as_str()));
         // The order of the real session: handshake, movement complete, then (after our reply)
         // terrain and objects, stats last.
@@ -307,7 +152,7 @@ fn login_caps_terrain_prims_chat_logout() {
             .await
             .unwrap();
         let mut w = Viewer::connect(&sim, login2).await;
-        w.until(|w| in_world(w, prims)).await;
+        w.until(|w| w.in_world(prims)).await;
         v.say("hello region").await;
         v.until(|v| !v.chat.is_empty()).await;
         w.until(|w| !w.chat.is_empty()).await;
@@ -444,7 +289,7 @@ fn garbage_and_wrong_circuit_codes_do_not_disturb_a_client() {
         .await;
         let login = login(&sim, "Test", "User", "secret").await.unwrap();
         let mut v = Viewer::connect(&sim, login.clone()).await;
-        v.until(|v| in_world(v, 0)).await;
+        v.until(|v| v.in_world(0)).await;
 
         // Garbage datagrams from a plain socket.
         let junk = async_net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -522,7 +367,7 @@ fn var_region_sends_extended_land_and_its_size() {
         assert_eq!((login.region_size_x, login.region_size_y), (512, 512));
         let mut v = Viewer::connect(&sim, login).await;
         let mut extended = false;
-        while !in_world(&v, prims) {
+        while !v.in_world(prims) {
             if let Some(Some(Message::LayerData(l))) = v.step().await {
                 extended |= l.layer_id.type_ == LAYER_LAND_EXTENDED;
             }

@@ -59,6 +59,8 @@ pub struct Viewer {
     pub kept: Vec<Message>,
     /// Names of messages to keep in `kept`.
     pub keep: Vec<&'static str>,
+    /// Names of every message received, in order.
+    pub order: Vec<&'static str>,
 }
 
 impl Viewer {
@@ -98,6 +100,7 @@ impl Viewer {
             coarse: None,
             kept: Vec::new(),
             keep: Vec::new(),
+            order: Vec::new(),
         };
         v.use_circuit_code().await;
         if complete {
@@ -146,6 +149,7 @@ impl Viewer {
             _ => return Some(None),
         };
         *self.counts.entry(m.name()).or_default() += 1;
+        self.order.push(m.name());
         if self.keep.contains(&m.name()) {
             self.kept.push(m.clone());
         }
