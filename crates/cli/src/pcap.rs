@@ -127,6 +127,8 @@ fn parse_udp(ip: &[u8], index: usize) -> Option<UdpRecord<'_>> {
 #[derive(Debug)]
 pub struct PcapWriter<W: std::io::Write> {
     out: W,
+    /// One record (header, IPv4, UDP, payload), reused: the tap calls this per datagram.
+    scratch: Vec<u8>,
 }
 
 impl<W: std::io::Write> PcapWriter<W> {
@@ -144,7 +146,10 @@ impl<W: std::io::Write> PcapWriter<W> {
         h.extend_from_slice(&65535u32.to_le_bytes());
         h.extend_from_slice(&101u32.to_le_bytes());
         out.write_all(&h)?;
-        Ok(PcapWriter { out })
+        Ok(PcapWriter {
+            out,
+            scratch: Vec::with_capacity(16 + 28 + 1500),
+        })
     }
 
     /// Appends one UDP datagram at the given time (microseconds since the Unix epoch).
@@ -160,22 +165,10 @@ impl<W: std::io::Write> PcapWriter<W> {
     ) -> std::io::Result<()> {
         let udp_len = 8 + payload.len();
         let total = 20 + udp_len;
-        let mut ip = Vec::with_capacity(total);
-        ip.extend_from_slice(&[0x45, 0]);
         // Datagrams are far below 64 KiB; clamp rather than wrap if one is not.
-        ip.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
-        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-        ip.extend_from_slice(&src.ip().octets());
-        ip.extend_from_slice(&dst.ip().octets());
-        let sum = ipv4_checksum(&ip[..20]);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        ip.extend_from_slice(&src.port().to_be_bytes());
-        ip.extend_from_slice(&dst.port().to_be_bytes());
-        ip.extend_from_slice(&u16::try_from(udp_len).unwrap_or(u16::MAX).to_be_bytes());
-        ip.extend_from_slice(&[0, 0]);
-        ip.extend_from_slice(payload);
-        let len = u32::try_from(ip.len()).unwrap_or(u32::MAX);
-        let mut rec = Vec::with_capacity(16);
+        let len = u32::try_from(total).unwrap_or(u32::MAX);
+        let rec = &mut self.scratch;
+        rec.clear();
         rec.extend_from_slice(
             &u32::try_from(micros / 1_000_000)
                 .unwrap_or(u32::MAX)
@@ -184,8 +177,20 @@ impl<W: std::io::Write> PcapWriter<W> {
         rec.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
         rec.extend_from_slice(&len.to_le_bytes());
         rec.extend_from_slice(&len.to_le_bytes());
-        self.out.write_all(&rec)?;
-        self.out.write_all(&ip)
+        let ip = rec.len();
+        rec.extend_from_slice(&[0x45, 0]);
+        rec.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
+        rec.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        rec.extend_from_slice(&src.ip().octets());
+        rec.extend_from_slice(&dst.ip().octets());
+        let sum = ipv4_checksum(&rec[ip..ip + 20]);
+        rec[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+        rec.extend_from_slice(&src.port().to_be_bytes());
+        rec.extend_from_slice(&dst.port().to_be_bytes());
+        rec.extend_from_slice(&u16::try_from(udp_len).unwrap_or(u16::MAX).to_be_bytes());
+        rec.extend_from_slice(&[0, 0]);
+        rec.extend_from_slice(payload);
+        self.out.write_all(rec)
     }
 
     /// Flushes and returns the writer.
