@@ -134,7 +134,9 @@ fn connect_writes_the_region_of_the_builtin_simulator() {
     // Not a timing assertion: null means the wait for objects ran into --timeout.
     assert!(summary["timings_ms"]["objects"].is_u64(), "{summary:#}");
     let c = &summary["circuit"];
-    assert!(c["packets_in"].as_u64().unwrap() > patches / 4);
+    // How many datagrams carry the terrain and objects depends on how the simulator packs
+    // them; that both directions carried traffic, and the exact count below, do not.
+    assert!(c["packets_in"].as_u64().unwrap() > 0 && c["packets_out"].as_u64().unwrap() > 0);
     // Every datagram of the circuit is counted once, and captured once.
     assert_eq!(
         c["packets_in"].as_u64().unwrap() + c["packets_out"].as_u64().unwrap(),
