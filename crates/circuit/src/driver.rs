@@ -63,8 +63,9 @@ pub struct EndpointConfig {
     pub socks5_relay: Option<SocketAddr>,
     /// Linux: move the socket's descriptor to the lowest free number at or above this one
     /// (kept where it is when none is free). A process with many endpoints (a bot swarm) uses
-    /// it to leave descriptors below 1024 to libraries that wait with `select()`, such as the
-    /// libcurl under isahc, which fails to connect a socket numbered 1024 or more.
+    /// it to leave descriptors below 1024 to libraries that wait with `select()` and fail on
+    /// a socket numbered 1024 or more (the curl that curl-sys bundles did, unless built with
+    /// `-DHAVE_POLL` as this workspace does).
     pub fd_floor: Option<u32>,
 }
 

@@ -257,9 +257,9 @@ impl Session {
             ep.max_circuits = 16;
         }
         ep.tap = config.tap.clone();
-        // isahc's libcurl waits on its sockets with select(), which fails for descriptors
-        // numbered 1024 or more: with many sessions in a process, UDP sockets must not take
-        // the low numbers that its HTTP connections (event queue polls) need.
+        // A libcurl built without poll() (curl-sys's bundled one, unless built as this
+        // workspace builds it) fails on descriptors numbered 1024 or more: a program linking
+        // us elsewhere may have one, so UDP sockets leave the low numbers to HTTP.
         ep.fd_floor = Some(1024);
         let mut bind = unspecified_for(login.sim_addr);
         let socks5 = match config.socks5_proxy {
