@@ -255,3 +255,76 @@ fn lossy_link_still_delivers_everything() {
         sim.shutdown().await;
     });
 }
+
+#[test]
+fn move_to_walks_the_avatar_and_the_others_see_it() {
+    run(async {
+        let sim = start(SimConfig::new(Scene::default_demo())).await;
+        let client = Client::new(ClientConfig::new()).unwrap();
+        let walker = login(&client, &sim, "Test", "User", "secret").await;
+        let watcher = login(&client, &sim, "Other", "Person", "hunter2").await;
+        let me = walker.agent_id();
+
+        // Each sees the walker's avatar: an object of pcode 47 with the agent's id and name.
+        let avatar_of = |s: &Session| s.with_scene(|sc| sc.local_id(&me)).flatten();
+        until(&walker, |s| avatar_of(s).is_some()).await;
+        until(&watcher, |s| avatar_of(s).is_some()).await;
+        let local_id = avatar_of(&watcher).unwrap();
+        watcher
+            .with_scene(|sc| {
+                let o = sc.get(local_id).unwrap();
+                assert_eq!(o.pcode, 47);
+                assert_eq!(o.owner_id, me);
+                assert_eq!(o.name_value("FirstName"), Some("Test"));
+                assert_eq!(o.name_value("LastName"), Some("User"));
+            })
+            .unwrap();
+
+        let start_at = walker.position();
+        let target = start_at + Vec3::new(9.0, -6.0, 0.0);
+        walker.move_to(target).await.unwrap();
+        let near = |p: Vec3| (p - target).truncate().length() < 1.0;
+        // The walk takes several ticks: the position passes through points between the two.
+        let mut steps = Vec::new();
+        while !near(walker.position()) {
+            let e = walker.next_event().await.expect("session ended early");
+            if matches!(e, SessionEvent::ObjectUpdated { local_id } if Some(local_id) == avatar_of(&walker))
+            {
+                steps.push(walker.position());
+            }
+        }
+        let between = steps
+            .iter()
+            .filter(|p| {
+                let done = (**p - start_at).truncate().length();
+                done > 1.0 && !near(**p)
+            })
+            .count();
+        assert!(between >= 2, "no gradual walk: {steps:?}");
+        // The simulator keeps the avatar on the ground.
+        assert!(walker.position().z > 0.0);
+
+        // The other agent sees it arrive too.
+        let seen_at = |s: &Session| {
+            s.with_scene(|sc| sc.region_transform(local_id).map(|(p, _)| p))
+                .flatten()
+        };
+        until(&watcher, |s| seen_at(s).is_some_and(near)).await;
+
+        // Leaving removes it from the other's view.
+        walker.logout().await.unwrap();
+        next_matching(&watcher, |e| {
+            matches!(e, SessionEvent::ObjectRemoved { local_id: l } if *l == local_id).then_some(())
+        })
+        .await;
+        watcher.logout().await.unwrap();
+        sim.shutdown().await;
+    });
+}
+
+/// Reads events until `done` holds for the session.
+async fn until(s: &Session, mut done: impl FnMut(&Session) -> bool) {
+    while !done(s) {
+        s.next_event().await.expect("session ended early");
+    }
+}

@@ -16,13 +16,16 @@
 //!   `RegionHandshake` (for a login or teleport arrival, as OpenSim) and
 //!   `AgentMovementComplete`;
 //!   `RegionHandshakeReply` gets the scene (`SimulatorViewerTimeMessage`, `LayerData` for the
-//!   land, wind and clouds, `ObjectUpdate` for every prim, `SimStats`). Then, periodically:
-//!   `ImprovedTerseObjectUpdate` for moving prims ([`Scene::motions`]), and
+//!   land, wind and clouds, `ObjectUpdate` for every prim and every root agent's avatar,
+//!   `SimStats`). Then, periodically: `ImprovedTerseObjectUpdate` for moving prims
+//!   ([`Scene::motions`]) and for avatars that moved, and
 //!   `SimulatorViewerTimeMessage`, `SimStats`, `CoarseLocationUpdate` and wind.
 //!   [`RunningSim::add_prim`] / [`RunningSim::remove_prim`] send `ObjectUpdate` / `KillObject`.
 //!   `RequestImage` is served by OpenSim's image queue (discard levels and `Packet` as
 //!   OpenSim reads them; `ImageNotInDatabase` or [`SimConfig::missing_texture`] for unknown
-//!   ids); `AgentUpdate` control flags walk or fly the avatar; `AgentThrottle` sets the
+//!   ids); `AgentUpdate` control flags walk or fly the avatar, and the `autopilot`
+//!   `GenericMessage` walks it to a point; an avatar appears to the region's other agents
+//!   (`ObjectUpdate`, pcode 47) when it arrives and leaves (`KillObject`); `AgentThrottle` sets the
 //!   circuit's rates; `ChatFromViewer` is relayed as `ChatFromSimulator` to every agent in
 //!   range (the speaker included); `ImprovedInstantMessage` goes to the recipient's root
 //!   agent (or the sender gets OpenSim's "not logged in" note); `TeleportLocationRequest`
@@ -49,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+mod avatars;
 pub mod http;
 pub mod scene;
 mod state;

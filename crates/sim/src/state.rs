@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -23,6 +23,16 @@ use uuid::Uuid;
 
 use crate::scene::PrimMotion;
 use crate::{Prim, Scene, SimConfig, SimError};
+
+/// Avatars' local ids come from a range the scenes' prims do not use (OpenSim draws both from
+/// one counter; any unique number will do for a viewer).
+const AVATAR_LOCAL_IDS: u32 = 0x7000_0000;
+
+/// A local id for a new avatar, unique in the process.
+fn next_avatar_local_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(AVATAR_LOCAL_IDS);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Most events waiting in one event queue; older ones are dropped beyond it.
 pub(crate) const MAX_PENDING_EVENTS: usize = 1024;
@@ -148,6 +158,13 @@ pub(crate) struct Session {
     pub body_rotation: Quat,
     /// The rates of the client's last `AgentThrottle`.
     pub throttle: Option<ThrottleRates>,
+    /// The avatar's local id in this region's object updates.
+    pub avatar_local_id: u32,
+    /// Where the `autopilot` generic message sends the avatar (region-local), until it
+    /// arrives or the agent moves by its own controls.
+    pub autopilot: Option<Vec3>,
+    /// Position and velocity in the last update sent to viewers.
+    pub reported: Option<(Vec3, Vec3)>,
 }
 
 impl Session {
@@ -178,6 +195,9 @@ impl Session {
             control_flags: 0,
             body_rotation: Quat::IDENTITY,
             throttle: None,
+            avatar_local_id: next_avatar_local_id(),
+            autopilot: None,
+            reported: None,
         }
     }
 
@@ -464,6 +484,9 @@ impl Shared {
         let r = self.regions.get(region)?;
         let s = r.sessions().remove(&agent_id);
         r.world().viewers.remove(&agent_id);
+        if let Some(s) = s.as_ref().filter(|s| s.root) {
+            crate::avatars::vanish(self, region, agent_id, s.avatar_local_id);
+        }
         self.changed.notify(usize::MAX);
         s
     }

@@ -1,8 +1,9 @@
 //! A region's clock: moves agents and prims, and sends what OpenSimulator sends periodically.
 //!
 //! Every [`SimConfig::terse_interval`](crate::SimConfig::terse_interval) the agents walk or fly
-//! as their `AgentUpdate` control flags say and every moving prim gets an
-//! `ImprovedTerseObjectUpdate` (unreliable, like OpenSim's). Every
+//! as their `AgentUpdate` control flags say (or walk to their `autopilot` target), and every
+//! moving prim and every avatar that moved or stopped gets an `ImprovedTerseObjectUpdate`
+//! (unreliable, like OpenSim's). Every
 //! [`SimConfig::status_interval`](crate::SimConfig::status_interval) each agent that has the
 //! scene gets `SimulatorViewerTimeMessage`, `SimStats`, `CoarseLocationUpdate` and the wind
 //! `LayerData` (the real session shows them every few seconds). Sends never wait: a circuit
@@ -20,8 +21,9 @@ use uuid::Uuid;
 use crate::state::Shared;
 use crate::udp::{time_message, wind_message};
 
-/// Terse updates per message: 20 blocks of 44 bytes stay well under the MTU.
-const TERSE_PER_MESSAGE: usize = 20;
+/// Terse updates per message: 15 blocks of at most 64 bytes (an avatar's, with its collision
+/// plane) stay well under the MTU.
+const TERSE_PER_MESSAGE: usize = 15;
 /// Most agents in one `CoarseLocationUpdate` (its block count is a byte).
 const MAX_COARSE: usize = 255;
 
@@ -62,8 +64,8 @@ pub(crate) async fn run(shared: Arc<Shared>, region: usize) {
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f32().min(1.0);
         last = now;
-        move_agents(&shared, region, dt);
-        send_terse(&shared, region);
+        let avatars = move_agents(&shared, region, dt);
+        send_terse(&shared, region, avatars);
         if now >= next_status {
             next_status = now + status_every;
             send_status(&shared, region);
@@ -106,26 +108,71 @@ fn step(position: Vec3, flags: u32, rotation: Quat, dt: f32) -> Option<(Vec3, bo
     Some((position + dir * speed * dt, flying))
 }
 
-fn move_agents(shared: &Shared, region: usize, dt: f32) {
+/// Closer than this to its autopilot target, an avatar has arrived (OpenSim stops walking
+/// within about half a metre).
+const AUTOPILOT_ARRIVAL: f32 = 0.5;
+
+/// Moves the region's root agents by their controls or autopilot; returns the terse updates of
+/// the avatars whose position or velocity changed since the last one sent.
+fn move_agents(shared: &Shared, region: usize, dt: f32) -> Vec<TerseUpdate> {
     let Some(r) = shared.regions.get(region) else {
-        return;
+        return Vec::new();
     };
     let size = r.scene.size();
+    let mut updates = Vec::new();
     let mut sessions = r.sessions();
     for s in sessions.values_mut().filter(|s| s.root) {
-        let Some((mut p, flying)) = step(s.position, s.control_flags, s.body_rotation, dt) else {
-            continue;
+        let before = s.position;
+        let moved = match step(s.position, s.control_flags, s.body_rotation, dt) {
+            // The agent's own controls take over from the autopilot, as in OpenSim.
+            Some(m) => {
+                s.autopilot = None;
+                Some(m)
+            }
+            None => s.autopilot.map(|target| {
+                let (next, arrived) = walk_towards(s.position, target, WALK_SPEED * dt);
+                if arrived {
+                    s.autopilot = None;
+                }
+                (next, false)
+            }),
         };
-        p.x = p.x.clamp(0.0, size.width() as f32 - 0.01);
-        p.y = p.y.clamp(0.0, size.height() as f32 - 0.01);
-        let ground = r.scene.ground_at(p.x, p.y);
-        p.z = if flying {
-            p.z.clamp(ground + 0.5, 4096.0)
+        if let Some((mut p, flying)) = moved {
+            p.x = p.x.clamp(0.0, size.width() as f32 - 0.01);
+            p.y = p.y.clamp(0.0, size.height() as f32 - 0.01);
+            let ground = r.scene.ground_at(p.x, p.y);
+            p.z = if flying {
+                p.z.clamp(ground + 0.5, 4096.0)
+            } else {
+                ground + 1.0
+            };
+            s.position = p;
+        }
+        let velocity = if dt > 0.0 {
+            (s.position - before) / dt
         } else {
-            ground + 1.0
+            Vec3::ZERO
         };
-        s.position = p;
+        if s.reported != Some((s.position, velocity)) {
+            s.reported = Some((s.position, velocity));
+            updates.push(crate::avatars::terse_update(s, velocity));
+        }
     }
+    updates
+}
+
+/// One walking step of `stride` metres from `from` towards `target` (horizontally); whether
+/// it arrives.
+fn walk_towards(from: Vec3, target: Vec3, stride: f32) -> (Vec3, bool) {
+    let to = (target - from).truncate();
+    let distance = to.length();
+    if distance <= stride.max(AUTOPILOT_ARRIVAL) {
+        return (target.truncate().extend(from.z), true);
+    }
+    (
+        (from.truncate() + to / distance * stride).extend(from.z),
+        false,
+    )
 }
 
 fn viewers(shared: &Shared, region: usize) -> Vec<(Uuid, Connection)> {
@@ -138,36 +185,34 @@ fn viewers(shared: &Shared, region: usize) -> Vec<(Uuid, Connection)> {
     })
 }
 
-fn send_terse(shared: &Shared, region: usize) {
+/// Sends the moving prims' terse updates and `avatars` to every circuit with the scene.
+fn send_terse(shared: &Shared, region: usize, avatars: Vec<TerseUpdate>) {
     let Some(r) = shared.regions.get(region) else {
         return;
     };
     let t = shared.clock();
     let (updates, viewers) = {
         let world = r.world();
-        if world.motions.is_empty() || world.viewers.is_empty() {
+        if (world.motions.is_empty() && avatars.is_empty()) || world.viewers.is_empty() {
             return;
         }
-        let updates: Vec<TerseUpdate> = world
-            .motions
-            .iter()
-            .filter_map(|(id, m)| {
-                let p = world.prims.get(id)?;
-                let pose = m.pose(p, t);
-                Some(TerseUpdate {
-                    local_id: p.local_id,
-                    state: 0,
-                    motion: Motion {
-                        position: pose.position,
-                        velocity: pose.velocity,
-                        rotation: pose.rotation,
-                        angular_velocity: pose.angular_velocity,
-                        ..Motion::default()
-                    },
-                    texture_entry: bytes::Bytes::new(),
-                })
+        let mut updates = avatars;
+        updates.extend(world.motions.iter().filter_map(|(id, m)| {
+            let p = world.prims.get(id)?;
+            let pose = m.pose(p, t);
+            Some(TerseUpdate {
+                local_id: p.local_id,
+                state: 0,
+                motion: Motion {
+                    position: pose.position,
+                    velocity: pose.velocity,
+                    rotation: pose.rotation,
+                    angular_velocity: pose.angular_velocity,
+                    ..Motion::default()
+                },
+                texture_entry: bytes::Bytes::new(),
             })
-            .collect();
+        }));
         let viewers: Vec<Connection> = world.viewers.values().cloned().collect();
         (updates, viewers)
     };

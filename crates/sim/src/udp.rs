@@ -9,6 +9,7 @@ use futures_lite::FutureExt;
 use glam::Vec3;
 use opensim_circuit::{Category, Connection, Endpoint, Event, Reliability};
 use opensim_llsd::{Map, Value};
+use opensim_messages::codec;
 use opensim_messages::{
     AgentMovementComplete, ChatFromSimulator, DisableSimulator, ImprovedInstantMessage, LayerData,
     LogoutReply, Message, SimulatorViewerTimeMessage, TeleportFailed, TeleportLocal, TeleportStart,
@@ -29,7 +30,7 @@ const CHAT_RANGES: [f32; 3] = [10.0, 20.0, 100.0];
 const CHAT_MAX: usize = 1100;
 const CHAT_CUT: usize = 1000;
 /// Objects per `ObjectUpdate`: keeps each well under the MTU.
-const OBJECTS_PER_UPDATE: usize = 3;
+pub(crate) const OBJECTS_PER_UPDATE: usize = 3;
 /// Image packets handed to the circuit per turn of the image pump.
 const IMAGE_BATCH: usize = 8;
 /// The pump waits while more texture packets than this are queued in the circuit, so that
@@ -246,6 +247,14 @@ async fn circuit(shared: Arc<Shared>, region: usize, conn: Connection) {
                 }
                 true
             }
+            Message::GenericMessage(m)
+                if m.agent_data.agent_id == agent_id
+                    && m.agent_data.session_id == session_id
+                    && codec::text(&m.method_data.method) == "autopilot" =>
+            {
+                autopilot(&shared, region, agent_id, &m);
+                true
+            }
             Message::ImprovedInstantMessage(m) if m.agent_data.agent_id == agent_id => {
                 relay_im(&shared, region, &who, &m).await;
                 true
@@ -373,6 +382,7 @@ async fn arrive(shared: &Arc<Shared>, region: usize, conn: &Connection, who: &Id
             None => return false,
         }
     };
+    crate::avatars::appear(shared, region, agent_id);
     let reply = AgentMovementComplete {
         agent_data: amc::AgentData {
             agent_id,
@@ -398,17 +408,22 @@ async fn arrive(shared: &Arc<Shared>, region: usize, conn: &Connection, who: &Id
         if other.index == region {
             continue;
         }
-        let present = {
+        let (present, left_root) = {
             let mut sessions = other.sessions();
             match sessions.get_mut(&agent_id) {
                 Some(s) if s.session_id == who.session_id => {
-                    s.root = false;
+                    let was_root = std::mem::replace(&mut s.root, false);
                     s.control_flags = 0;
-                    true
+                    s.autopilot = None;
+                    s.reported = None;
+                    (true, was_root.then_some(s.avatar_local_id))
                 }
-                _ => false,
+                _ => (false, None),
             }
         };
+        if let Some(local_id) = left_root {
+            crate::avatars::vanish(shared, other.index, agent_id, local_id);
+        }
         if present && !other.is_neighbour(r) {
             let weak = Arc::downgrade(shared);
             let delay = shared.config.teleport_release_delay;
@@ -646,6 +661,40 @@ pub(crate) fn object_updates<'a>(
         .collect()
 }
 
+/// OpenSimulator's `autopilot` generic message: walk to the global position in its three
+/// parameters (decimal text), given in metres from the grid's origin.
+fn autopilot(shared: &Shared, region: usize, agent_id: Uuid, m: &opensim_messages::GenericMessage) {
+    let Some(r) = shared.regions.get(region) else {
+        return;
+    };
+    let params: Vec<f64> = m
+        .param_list
+        .iter()
+        .filter_map(|p| codec::text(&p.parameter).trim().parse::<f64>().ok())
+        .collect();
+    let [gx, gy, z] = params[..] else {
+        return;
+    };
+    let handle = r.prepared.handle.0;
+    let (x, y) = (
+        gx - (handle >> 32) as f64,
+        gy - (handle & 0xFFFF_FFFF) as f64,
+    );
+    let size = r.scene.size();
+    let target = Vec3::new(x as f32, y as f32, z as f32);
+    if !target.is_finite() {
+        return;
+    }
+    let target = Vec3::new(
+        target.x.clamp(0.0, size.width() as f32 - 0.01),
+        target.y.clamp(0.0, size.height() as f32 - 0.01),
+        target.z,
+    );
+    if let Some(s) = r.sessions().get_mut(&agent_id).filter(|s| s.root) {
+        s.autopilot = Some(target);
+    }
+}
+
 async fn send_scene(shared: &Shared, region: usize, agent_id: Uuid, conn: &Connection) -> bool {
     let Some(r) = shared.regions.get(region) else {
         return false;
@@ -699,7 +748,10 @@ async fn send_scene(shared: &Shared, region: usize, agent_id: Uuid, conn: &Conne
             t,
         )
     };
-    for m in messages {
+    // After the registration above: an agent becoming root from here on reaches this circuit
+    // through `avatars::appear`, one already root is in this snapshot.
+    let avatars = crate::avatars::snapshot(shared, region);
+    for m in messages.into_iter().chain(avatars) {
         if conn.send(m, Reliability::Reliable).await.is_err() {
             return false;
         }

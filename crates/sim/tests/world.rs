@@ -245,7 +245,7 @@ fn moving_prims_get_terse_updates_and_add_remove_reach_clients() {
         assert!(sim.remove_prim(3).await);
         assert!(!sim.remove_prim(3).await);
         v.until(|v| v.scene.get(3).is_none()).await;
-        assert_eq!(v.scene.len(), 2);
+        assert_eq!(v.prims(), 2);
         let mut added = Prim::new(40, PrimKind::Cylinder, Vec3::new(60.0, 70.0, 23.0));
         added.scale = Vec3::new(2.0, 2.0, 4.0);
         assert!(sim.add_prim(added.clone()).await);

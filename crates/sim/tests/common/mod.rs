@@ -14,6 +14,7 @@ use opensim_messages::{
     UseCircuitCode, chat_from_viewer, complete_agent_movement, logout_request,
     region_handshake_reply, use_circuit_code,
 };
+use opensim_regions::objects::pcode::AVATAR;
 use opensim_regions::scene::{DecodeOptions, Scene as ClientScene};
 use opensim_regions::stats::CoarseLocations;
 use opensim_regions::terrain::{Heightmap, LAYER_LAND, LAYER_LAND_EXTENDED, RegionSize};
@@ -217,8 +218,13 @@ impl Viewer {
     pub fn in_world(&self, prims: usize) -> bool {
         self.movement_complete.is_some()
             && self.terrain.is_complete()
-            && self.scene.len() == prims
+            && self.prims() == prims
             && self.got_stats
+    }
+
+    /// Objects in view that are not avatars.
+    pub fn prims(&self) -> usize {
+        self.scene.iter().filter(|o| o.pcode != AVATAR).count()
     }
 
     pub async fn say(&self, text: &str) {
