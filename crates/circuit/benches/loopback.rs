@@ -138,9 +138,10 @@ fn summary() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let (_server, _client, c, s) = pair();
+    let (server, client, c, s) = pair();
     transfer(&c, &s, 20_000); // warm-up
     let n = 200_000;
+    let (client0, server0) = (client.stats(), server.stats());
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     transfer(&c, &s, n);
@@ -157,10 +158,27 @@ fn summary() {
             f64::from(n) / cpu.as_secs_f64()
         );
     }
+    let (client1, server1) = (client.stats(), server.stats());
+    eprintln!(
+        "  datagrams: sender sent {} received {}, receiver sent {} received {}; {:.3} datagrams per message",
+        client1.datagrams_sent - client0.datagrams_sent,
+        client1.datagrams_received - client0.datagrams_received,
+        server1.datagrams_sent - server0.datagrams_sent,
+        server1.datagrams_received - server0.datagrams_received,
+        (client1.datagrams_sent - client0.datagrams_sent + server1.datagrams_sent
+            - server0.datagrams_sent) as f64
+            / f64::from(n)
+    );
     let stats = c.stats();
     eprintln!(
-        "  sender: resent {} given up {} srtt {:?}",
-        stats.resent, stats.given_up, stats.srtt
+        "  sender: resent {} given up {} srtt {:?}; receiver dropped {} (events full); send errors {}; offloaded {} coalesced {}",
+        stats.resent,
+        stats.given_up,
+        stats.srtt,
+        s.stats().dropped,
+        client1.send_errors + server1.send_errors,
+        client1.datagrams_sent_offloaded - client0.datagrams_sent_offloaded,
+        server1.datagrams_received_coalesced - server0.datagrams_received_coalesced,
     );
     let idle = idle_circuit();
     eprintln!(

@@ -67,6 +67,12 @@ pub struct EndpointConfig {
     /// a socket numbered 1024 or more (the curl that curl-sys bundles did, unless built with
     /// `-DHAVE_POLL` as this workspace does).
     pub fd_floor: Option<u32>,
+    /// Linux: send runs of equal-size datagrams to one peer as one UDP segmentation offload
+    /// (GSO) send and read coalesced (GRO) batches, cutting the kernel's per-datagram work.
+    /// Each is turned off for the socket the first time the kernel refuses it; peers see
+    /// ordinary datagrams either way, and the tap, impairment and SOCKS5 framing still see
+    /// one datagram at a time. `false` sends and reads one datagram per message header.
+    pub udp_offload: bool,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -84,6 +90,7 @@ impl std::fmt::Debug for EndpointConfig {
             .field("impairment", &self.impairment)
             .field("socks5_relay", &self.socks5_relay)
             .field("fd_floor", &self.fd_floor)
+            .field("udp_offload", &self.udp_offload)
             .finish()
     }
 }
@@ -104,6 +111,7 @@ impl EndpointConfig {
             impairment: None,
             socks5_relay: None,
             fd_floor: None,
+            udp_offload: true,
         }
     }
 
@@ -157,6 +165,12 @@ pub struct EndpointStats {
     /// Received datagrams dropped for not coming from [`EndpointConfig::socks5_relay`] or
     /// for a fragmented or malformed relay header.
     pub socks5_dropped: u64,
+    /// Of [`datagrams_sent`](EndpointStats::datagrams_sent), those that left in segmentation
+    /// offload sends ([`EndpointConfig::udp_offload`]).
+    pub datagrams_sent_offloaded: u64,
+    /// Of [`datagrams_received`](EndpointStats::datagrams_received), those that arrived in
+    /// coalesced reads.
+    pub datagrams_received_coalesced: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -190,6 +204,8 @@ struct Shared {
     impaired_duplicated: AtomicU64,
     impaired_delayed: AtomicU64,
     socks5_dropped: AtomicU64,
+    offloaded: AtomicU64,
+    coalesced: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -325,6 +341,8 @@ impl Endpoint {
             impaired_duplicated: AtomicU64::new(0),
             impaired_delayed: AtomicU64::new(0),
             socks5_dropped: AtomicU64::new(0),
+            offloaded: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
         });
         let driver = Driver::new(shared.clone(), wake_rx, accept_tx);
         let task = smol::spawn(driver.run());
@@ -412,6 +430,8 @@ impl Endpoint {
             impaired_delayed: usize::try_from(shared.impaired_delayed.load(Ordering::Relaxed))
                 .unwrap_or(usize::MAX),
             socks5_dropped: shared.socks5_dropped.load(Ordering::Relaxed),
+            datagrams_sent_offloaded: shared.offloaded.load(Ordering::Relaxed),
+            datagrams_received_coalesced: shared.coalesced.load(Ordering::Relaxed),
         }
     }
 
@@ -657,6 +677,9 @@ impl Wire {
                         }
                     }
                     i += sent.len();
+                    self.shared
+                        .offloaded
+                        .store(self.batcher.gso_datagrams, Ordering::Relaxed);
                 }
                 Ok(_) => {
                     if socket.writable().await.is_err() {
@@ -693,7 +716,7 @@ impl Driver {
             shared: shared.clone(),
             tap: config.tap.clone(),
             relay: config.socks5_relay,
-            batcher: Batcher::new(),
+            batcher: Batcher::new(shared.socket.get_ref(), config.udp_offload),
         };
         Driver {
             impair: config.impairment.clone().map(Impairer::new),
@@ -731,7 +754,7 @@ impl Driver {
                     self.work.push(slot.clone());
                 }
             }
-            let busy = received == RECV_BATCH || !self.work.is_empty();
+            let busy = received >= RECV_BATCH || !self.work.is_empty();
             self.process(now).await;
             self.release_delayed(now).await;
 
@@ -793,12 +816,12 @@ impl Driver {
         while n_read < RECV_BATCH {
             self.received.clear();
             let socket = self.shared.socket.get_ref();
-            match self
+            let reads = match self
                 .wire
                 .batcher
                 .recv(socket, &mut self.buf, &mut self.received)
             {
-                Ok(()) => {}
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors reported on the socket (e.g. a port that went away): nothing to read.
@@ -806,14 +829,17 @@ impl Driver {
                     n_read += 1;
                     continue;
                 }
-            }
+            };
             let got = self.received.len();
             for i in 0..got {
                 let r = self.received[i];
                 self.deliver(r.offset, r.len, r.from, now);
             }
             n_read += got.max(1);
-            if got < crate::batch::RECV_SLOTS {
+            self.shared
+                .coalesced
+                .store(self.wire.batcher.gro_datagrams, Ordering::Relaxed);
+            if reads < crate::batch::RECV_SLOTS {
                 // A short batch: the socket is drained; spare the call that would say so.
                 break;
             }

@@ -18,7 +18,10 @@
 //!   sequence of inputs and times.
 //! * [`Endpoint`] drives many circuits over one UDP socket from one task (smol / async-io):
 //!   [`Endpoint::connect`] for client circuits, [`Endpoint::accept`] for circuits opened by
-//!   peers, [`Connection`] to send, receive events and close.
+//!   peers, [`Connection`] to send, receive events and close. On Linux it reads and writes
+//!   datagrams in batches (`recvmmsg`, `sendmmsg`) and sends runs of equal-size datagrams
+//!   to one peer as one UDP segmentation offload send, reading coalesced batches back
+//!   ([`EndpointConfig::udp_offload`]); peers see ordinary datagrams.
 //!
 //! ```
 //! use std::time::{Duration, Instant};

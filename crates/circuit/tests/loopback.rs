@@ -248,3 +248,53 @@ fn unknown_senders_need_use_circuit_code() {
         client.shutdown().await;
     });
 }
+
+#[test]
+fn an_offloading_endpoint_and_a_plain_one_interoperate() {
+    const EACH_WAY: u32 = 20_000;
+    smol::block_on(async {
+        let mut sc = EndpointConfig::server();
+        sc.server = Some(local(Config::server()));
+        sc.udp_offload = false;
+        let server = Endpoint::bind(any_port(), sc).unwrap();
+        let mut cc = EndpointConfig::client();
+        cc.client = local(Config::client());
+        let client = Endpoint::bind(any_port(), cc).unwrap();
+        let c = client.connect(server.local_addr().unwrap()).unwrap();
+        c.send(hello(9), Reliability::Reliable).await.unwrap();
+        let s = server.accept().await.unwrap();
+        assert!(matches!(
+            s.recv().await,
+            Some(Event::Message(Message::UseCircuitCode(_)))
+        ));
+        let ((got_by_server, got_by_client), _) = future::zip(
+            future::zip(
+                receive(&s, EACH_WAY as usize),
+                receive(&c, EACH_WAY as usize),
+            ),
+            future::zip(send_all(&c, 0..EACH_WAY), send_all(&s, 0..EACH_WAY)),
+        )
+        .await;
+        assert_eq!(got_by_server, (0..EACH_WAY).collect());
+        assert_eq!(got_by_client, (0..EACH_WAY).collect());
+        future::zip(
+            acked(&c, u64::from(EACH_WAY) + 1),
+            acked(&s, u64::from(EACH_WAY)),
+        )
+        .await;
+        let (cs, ss) = (client.stats(), server.stats());
+        // The plain side neither sends offloaded nor reads coalesced.
+        assert_eq!(ss.datagrams_sent_offloaded, 0);
+        assert_eq!(ss.datagrams_received_coalesced, 0);
+        assert!(ss.datagrams_received >= u64::from(EACH_WAY));
+        if cfg!(target_os = "linux") {
+            // Equal-size TestMessages back to back form runs.
+            assert!(cs.datagrams_sent_offloaded > 0, "{cs:?}");
+        } else {
+            assert_eq!(cs.datagrams_sent_offloaded, 0);
+        }
+        assert!(cs.datagrams_sent_offloaded <= cs.datagrams_sent);
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
