@@ -32,7 +32,7 @@ pub struct ConnectArgs {
     /// How to fetch textures.
     #[arg(long, value_enum, default_value_t = Via::Auto)]
     pub via: Via,
-    /// Give up waiting for the region's contents after this many seconds.
+    /// Give up after this many seconds: on the login, and on waiting for the region's contents.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
 }

@@ -73,7 +73,7 @@ impl Target {
                 sim: None,
             });
         }
-        let sim = start_builtin(0, regions, extra_users, None).await?;
+        let sim = start_builtin(0, regions, extra_users, None, None).await?;
         tracing::info!(uri = %sim.login_uri(), "no --grid: started the built-in simulator");
         Ok(Target {
             login_uri: sim.login_uri(),
@@ -98,9 +98,11 @@ pub async fn start_builtin(
     regions: usize,
     extra_users: Vec<User>,
     asset_server: Option<String>,
+    agent_limit: Option<usize>,
 ) -> Result<RunningSim, CliError> {
     let mut config = SimConfig::with_regions(Scene::demo_row(regions.max(1)));
     config.asset_server = asset_server;
+    config.agent_limit = agent_limit;
     config.port = port;
     config
         .users

@@ -251,6 +251,10 @@ pub struct SimArgs {
     /// An asset server (e.g. `osn assets serve`) for textures the scene does not hold.
     #[arg(long, value_name = "URL")]
     assets: Option<String>,
+    /// Most agents a region takes; logins and teleports past it are refused with "The
+    /// region is full" (default: no limit).
+    #[arg(long, value_name = "N")]
+    agent_limit: Option<usize>,
 }
 
 /// Scenes `osn sim` can serve.
@@ -271,7 +275,14 @@ pub async fn sim(args: SimArgs) -> Result<(), CliError> {
         let (first, last) = grid::split_name(&args.account_names.replace("{n}", &n.to_string()))?;
         extra.push(opensim_sim::User::new(&first, &last, grid::DEMO_PASSWORD));
     }
-    let sim = grid::start_builtin(args.port, args.regions, extra, args.assets.clone()).await?;
+    let sim = grid::start_builtin(
+        args.port,
+        args.regions,
+        extra,
+        args.assets.clone(),
+        args.agent_limit,
+    )
+    .await?;
     println!("login URI: {}", sim.login_uri());
     for r in sim.regions() {
         println!(

@@ -248,3 +248,66 @@ fn wrong_password_is_refused_with_the_grids_reason() {
         "{stderr}"
     );
 }
+
+/// `osn connect` against `grid`; asserts one `osn: error:` line and a failure, and returns it.
+fn connect_fails(grid: &str, password: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let result = osn()
+        .args([
+            "connect",
+            "--user",
+            "Some One",
+            "--password-env",
+            "OSN_TEST_PW",
+        ])
+        .args(extra)
+        .arg("--grid")
+        .arg(grid)
+        .arg("--out")
+        .arg(dir.path())
+        .env("OSN_TEST_PW", password)
+        .output()
+        .unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("osn: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn a_full_region_is_one_clear_line_and_a_failure() {
+    let sim = smol::block_on(async {
+        let mut config = opensim_sim::SimConfig::new(Scene::default_demo());
+        config
+            .users
+            .push(opensim_sim::User::new("Some", "One", "right"));
+        config.agent_limit = Some(0);
+        opensim_sim::Sim::start(config).await.unwrap()
+    });
+    let line = connect_fails(&sim.login_uri(), "right", &[]);
+    smol::block_on(sim.shutdown());
+    assert!(line.contains("the region is full"), "{line}");
+}
+
+#[test]
+fn a_grid_that_never_answers_times_out_with_one_clear_line() {
+    // Accepts connections and reads nothing back: the login hangs until osn gives up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let grid = format!("http://{}/", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept() {
+            open.push(stream);
+            if open.len() > 16 {
+                break;
+            }
+        }
+    });
+    let line = connect_fails(&grid, "x", &["--timeout", "2"]);
+    assert!(line.contains("timed out"), "{line}");
+    drop(held);
+}

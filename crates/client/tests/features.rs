@@ -328,3 +328,28 @@ async fn until(s: &Session, mut done: impl FnMut(&Session) -> bool) {
         s.next_event().await.expect("session ended early");
     }
 }
+
+#[test]
+fn a_teleport_into_a_full_region_fails_with_opensims_reason() {
+    run(async {
+        let mut config = SimConfig::with_regions(Scene::demo_row(2));
+        config.agent_limit = Some(1);
+        let sim = start(config).await;
+        let regions = sim.regions();
+        let client = Client::new(ClientConfig::new()).unwrap();
+        let a = login(&client, &sim, "Test", "User", "secret").await;
+        let there = Vec3::new(128.0, 128.0, 40.0);
+        a.teleport_to(&regions[1].name, there).await.unwrap();
+        // The login region is free again; the neighbour is full.
+        let b = login(&client, &sim, "Other", "Person", "hunter2").await;
+        let err = b.teleport_to(&regions[1].name, there).await.unwrap_err();
+        match &err {
+            ClientError::TeleportFailed(reason) => assert!(reason.contains("The region is full")),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(b.region().unwrap().name, regions[0].name);
+        a.logout().await.unwrap();
+        b.logout().await.unwrap();
+        sim.shutdown().await;
+    });
+}

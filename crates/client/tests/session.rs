@@ -279,6 +279,42 @@ fn wrong_password_keeps_the_servers_message() {
 }
 
 #[test]
+fn a_full_region_refuses_logins_until_an_agent_leaves() {
+    run(async {
+        let mut config = SimConfig::new(Scene::default_demo());
+        config.users.push(User::new("Test", "User", "secret"));
+        config.users.push(User::new("Other", "Person", "hunter2"));
+        config.agent_limit = Some(1);
+        let sim = Sim::start(config).await.unwrap();
+        let client = Client::new(ClientConfig::new()).unwrap();
+        let first = client
+            .login(&params(&sim, "Test", "User", "secret"))
+            .await
+            .unwrap();
+        first.wait_region_ready().await.unwrap();
+        let err = client
+            .login(&params(&sim, "Other", "Person", "hunter2"))
+            .await
+            .unwrap_err();
+        match &err {
+            ClientError::Login(LoginError::RegionFull(r)) => {
+                assert_eq!(r.message, "The region is full");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("the region is full"), "{err}");
+        first.logout().await.unwrap();
+        let second = client
+            .login(&params(&sim, "Other", "Person", "hunter2"))
+            .await
+            .unwrap();
+        second.wait_region_ready().await.unwrap();
+        second.logout().await.unwrap();
+        sim.shutdown().await;
+    });
+}
+
+#[test]
 fn unreachable_grid_is_a_login_error() {
     run(async {
         // A port that was free a moment ago: nothing listens there.

@@ -45,6 +45,10 @@ pub enum LoginError {
     /// (`key` with OpenSimulator's grid / dead-region texts).
     #[error("login refused: region unavailable ({})", .0.message)]
     RegionUnavailable(Refusal),
+    /// The destination region is at its agent limit (`key`, "The region is full", passed on
+    /// from the region by OpenSimulator's login service).
+    #[error("login refused: the region is full ({})", .0.message)]
+    RegionFull(Refusal),
     /// A grid service behind the login service failed (`key`, "The inventory service is not
     /// responding").
     #[error("login refused: a grid service is unavailable ({})", .0.message)]
@@ -132,6 +136,7 @@ impl LoginError {
             | Self::AlreadyLoggedIn(r)
             | Self::LoginBlocked(r)
             | Self::RegionUnavailable(r)
+            | Self::RegionFull(r)
             | Self::ServiceUnavailable(r)
             | Self::UpdateRequired(r)
             | Self::TosRequired(r)
@@ -161,6 +166,8 @@ impl LoginError {
                     || lower.contains("region you are attempting")
                 {
                     Self::RegionUnavailable(r)
+                } else if lower.contains("region is full") {
+                    Self::RegionFull(r)
                 } else if lower.contains("inventory service")
                     || lower.contains("unable to authorize")
                 {
@@ -198,6 +205,7 @@ impl LoginError {
             | Self::AlreadyLoggedIn(r)
             | Self::LoginBlocked(r)
             | Self::RegionUnavailable(r)
+            | Self::RegionFull(r)
             | Self::ServiceUnavailable(r)
             | Self::UpdateRequired(r)
             | Self::TosRequired(r)

@@ -664,6 +664,10 @@ mod tests {
             LoginError::RegionUnavailable(_)
         ));
         assert!(matches!(
+            refusal("key", "The region is full"),
+            LoginError::RegionFull(_)
+        ));
+        assert!(matches!(
             refusal(
                 "key",
                 "The region you are attempting to log into is not responding."
@@ -676,6 +680,11 @@ mod tests {
         ));
         assert!(matches!(
             refusal("key", "Region is full"),
+            LoginError::RegionFull(_)
+        ));
+        // A region's own free text for refusing an agent.
+        assert!(matches!(
+            refusal("key", "You are banned from the region"),
             LoginError::Refused(_)
         ));
         assert!(matches!(

@@ -151,6 +151,10 @@ pub struct SimConfig {
     /// `opensim-assets`): textures the scenes do not hold are fetched from
     /// `{asset_server}/assets/{id}/data`, once, and kept.
     pub asset_server: Option<String>,
+    /// Most root agents a region takes (OpenSim's estate `AgentLimit`); past it a login
+    /// there is refused and a teleport there fails with OpenSim's "The region is full".
+    /// `None`: no limit.
+    pub agent_limit: Option<usize>,
 }
 
 impl SimConfig {
@@ -172,6 +176,7 @@ impl SimConfig {
             missing_texture: None,
             asset_server: None,
             impairment: None,
+            agent_limit: None,
         }
     }
 

@@ -34,6 +34,9 @@ fn next_avatar_local_id() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// OpenSim's reason for refusing an agent where the region is at its agent limit.
+pub(crate) const REGION_FULL: &str = "The region is full";
+
 /// Most events waiting in one event queue; older ones are dropped beyond it.
 pub(crate) const MAX_PENDING_EVENTS: usize = 1024;
 
@@ -237,6 +240,18 @@ pub(crate) struct Region {
 }
 
 impl Region {
+    /// Whether the region holds `limit` root agents (or agents on their way in) other than
+    /// `agent_id`.
+    pub fn is_full(&self, limit: Option<usize>, agent_id: Uuid) -> bool {
+        limit.is_some_and(|limit| {
+            self.sessions()
+                .values()
+                .filter(|s| s.agent_id != agent_id && (s.root || s.arriving_root))
+                .count()
+                >= limit
+        })
+    }
+
     pub fn new(index: usize, scene: Scene, prepared: Prepared, udp_addr: SocketAddr) -> Self {
         let world = World {
             prims: scene

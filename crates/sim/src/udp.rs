@@ -377,6 +377,8 @@ async fn arrive(shared: &Arc<Shared>, region: usize, conn: &Connection, who: &Id
         match sessions.get_mut(&agent_id) {
             Some(s) => {
                 s.root = true;
+                // Arrived: from now on it counts as root, not as on its way in.
+                s.arriving_root = false;
                 (s.position, s.look_at)
             }
             None => return false,
@@ -528,6 +530,9 @@ async fn teleport(
     let Some(target) = shared.regions.iter().find(|t| t.contains_global(gx, gy)) else {
         return fail_teleport(conn, agent_id, NO_SUCH_REGION).await;
     };
+    if target.index != region && target.is_full(shared.config.agent_limit, agent_id) {
+        return fail_teleport(conn, agent_id, crate::state::REGION_FULL).await;
+    }
     let start = TeleportStart {
         info: teleport_start::Info {
             teleport_flags: TELEPORT_VIA_LOCATION,

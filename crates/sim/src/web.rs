@@ -190,6 +190,9 @@ fn login(shared: &Arc<Shared>, req: &Request) -> Response {
     let Some(login_region) = shared.regions.first() else {
         return refusal("presence", "No region is available.");
     };
+    if login_region.is_full(shared.config.agent_limit, user.agent_id) {
+        return refusal("key", crate::state::REGION_FULL);
+    }
     let p = &login_region.prepared;
     let mut session = Session::new(&who, p.start);
     session.arriving_root = true;
