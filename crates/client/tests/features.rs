@@ -274,7 +274,6 @@ fn move_to_walks_the_avatar_and_the_others_see_it() {
             .with_scene(|sc| {
                 let o = sc.get(local_id).unwrap();
                 assert_eq!(o.pcode, 47);
-                assert_eq!(o.owner_id, me);
                 assert_eq!(o.name_value("FirstName"), Some("Test"));
                 assert_eq!(o.name_value("LastName"), Some("User"));
             })

@@ -9,44 +9,25 @@ use bytes::Bytes;
 use glam::Vec3;
 use opensim_circuit::{Connection, Reliability};
 use opensim_regions::objects::{
-    self, DEFAULT_COLLISION_PLANE, FullUpdate, Motion, PrimShape, TerseUpdate, TextureEntry,
-    TextureFace, pcode,
+    self, DEFAULT_COLLISION_PLANE, FullUpdate, Motion, TerseUpdate, pcode,
 };
-use uuid::{Uuid, uuid};
+use uuid::Uuid;
 
 use crate::state::{Session, Shared};
 
-/// The texture OpenSimulator shows on an avatar whose appearance it does not have.
-const DEFAULT_AVATAR_TEXTURE: Uuid = uuid!("c228d1cf-4b5d-4ba8-84f4-899a0796aa97");
 /// Size of OpenSimulator's default avatar box.
 const AVATAR_SCALE: Vec3 = Vec3::new(0.45, 0.6, 1.9);
-/// `PrimFlags` OpenSimulator sets on an avatar: physical, movable, modifiable and copyable by
-/// its owner, empty inventory.
-const AVATAR_FLAGS: u32 = 0x1 | 0x4 | 0x8 | 0x10 | 0x20 | 0x100 | 0x800 | 0x2_0000 | 0x1000_0000;
 /// The avatar's material ("flesh").
 const FLESH: u8 = 4;
 
-/// The full update of `s`'s avatar.
+/// The full update of `s`'s avatar, shaped as OpenSimulator 0.9.2.2 sends it (the session
+/// capture's `ObjectUpdate` of pcode 47): no shape, no TextureEntry (appearance travels
+/// apart), no flags, no owner, and the name in three NameValues.
 pub(crate) fn full_update(s: &Session) -> FullUpdate {
     let mut u = FullUpdate::new(s.avatar_local_id, s.agent_id, pcode::AVATAR);
-    u.owner_id = s.agent_id;
     u.scale = AVATAR_SCALE;
     u.material = FLESH;
-    u.update_flags = AVATAR_FLAGS;
     u.motion = motion(s, Vec3::ZERO);
-    u.shape = PrimShape {
-        path_curve: 16,
-        profile_curve: 1,
-        path_scale_x: 100,
-        path_scale_y: 100,
-        ..PrimShape::default()
-    };
-    u.texture_entry = TextureEntry::new(TextureFace {
-        texture_id: DEFAULT_AVATAR_TEXTURE,
-        ..TextureFace::default()
-    })
-    .to_bytes()
-    .unwrap_or_default();
     let mut names = format!(
         "FirstName STRING RW SV {}\nLastName STRING RW SV {}\nTitle STRING RW SV ",
         s.first, s.last

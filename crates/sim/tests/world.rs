@@ -410,3 +410,47 @@ fn agent_update_moves_the_agent_ims_are_relayed_and_throttles_apply() {
         sim.shutdown().await;
     });
 }
+
+/// The avatar object a viewer gets is shaped like the one OpenSimulator 0.9.2.2 sent in the
+/// session capture (same account name), all but its position and ids.
+#[test]
+fn an_avatar_object_matches_opensims_in_the_session_capture() {
+    use opensim_regions::objects::pcode::AVATAR;
+    use opensim_regions::scene::{DecodeOptions, Scene as ClientScene};
+    let Some(dir) = opensim_testkit::fixture_subdir("opensim-0.9.2.2-session") else {
+        return;
+    };
+    let datagram = std::fs::read(dir.join("0009_s2c_ObjectUpdate.bin")).unwrap();
+    let packet = opensim_packet::Packet::decode(&datagram).unwrap();
+    let mut real = ClientScene::new(DecodeOptions::FULL);
+    real.apply(&packet.message, &mut Vec::new()).unwrap();
+    let real = real.avatars().next().unwrap().clone();
+    assert_eq!(real.name_value("FirstName"), Some("Test"));
+
+    run(60, async {
+        let mut config = SimConfig::new(Scene::default_demo());
+        config.users.push(User::new("Test", "User", "secret"));
+        let sim = Sim::start(config).await.unwrap();
+        let login = login(&sim, "Test", "User", "secret").await;
+        let me = login.agent_id;
+        let mut v = Viewer::connect(&sim, login).await;
+        v.until(|v| v.scene.local_id(&me).is_some()).await;
+        let ours = v.scene.get(v.scene.local_id(&me).unwrap()).unwrap();
+        assert_eq!(ours.pcode, AVATAR);
+        assert_eq!(ours.full_id, me);
+        assert_eq!(ours.pcode, real.pcode);
+        assert_eq!(ours.material, real.material);
+        assert_eq!(ours.click_action, real.click_action);
+        assert_eq!(ours.update_flags, real.update_flags);
+        assert_eq!(ours.parent_id, real.parent_id);
+        assert_eq!(ours.owner_id, real.owner_id);
+        assert!((ours.scale - real.scale).length() < 1e-6);
+        assert_eq!(ours.shape, real.shape);
+        assert_eq!(ours.texture_entry, real.texture_entry);
+        assert_eq!(ours.extra_params, real.extra_params);
+        assert_eq!(ours.name_values, real.name_values);
+        assert!(ours.motion.collision_plane.is_some() && real.motion.collision_plane.is_some());
+        v.logout().await;
+        sim.shutdown().await;
+    });
+}
