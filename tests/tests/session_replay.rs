@@ -38,7 +38,7 @@ fn the_captured_session_rebuilds_the_servers_region() {
         reliable_from_sim += usize::from(packet.reliable);
         match &packet.message {
             Message::RegionHandshake(h) => {
-                region_name = Some(RegionHandshake::from(h).sim_name.clone());
+                region_name = Some(RegionHandshake::from(&**h).sim_name.clone());
             }
             Message::LayerData(l) if l.layer_id.type_ == b'L' => {
                 terrain

@@ -1206,7 +1206,7 @@ impl Shared {
             let is_main = s.main.addr() == addr;
             match &msg {
                 Message::RegionHandshake(h) => {
-                    let hs = RegionHandshake::from(h);
+                    let hs = RegionHandshake::from(&**h);
                     if let Some(region) = s.region_mut(addr) {
                         region.name = Some(hs.sim_name.clone());
                         region.water_height = hs.water_height;

@@ -8,6 +8,12 @@
 //! Fixed fields and [`bytes::Bytes`] for Variable ones. Multiple blocks are arrays and Variable
 //! blocks `Vec`s, so decoding a message made only of fixed-size fields does not allocate.
 //!
+//! The [`Message`] enum holds the few messages larger than 128 bytes in a `Box` (its variant
+//! binds `Box<RegionHandshake>`, for example; `From` and field access work as for the others),
+//! so that it stays 144 bytes: every packet moves it. Of the fixed-size messages only
+//! `ObjectAdd` and `ChildAgentPositionUpdate` are that large, so theirs is the one allocation
+//! of decoding them as a `Message`.
+//!
 //! This crate codes message *bodies*. Framing (flags, sequence numbers, zero-coding, acks) is
 //! the job of `opensim-packet`.
 //!
@@ -202,7 +208,8 @@ pub struct MessageInfo {
     pub zerocoded: bool,
     /// The deprecation keyword, if any.
     pub deprecation: Option<Deprecation>,
-    /// Whether decoding it needs no allocation.
+    /// Whether decoding its body needs no allocation (as a [`Message`], a boxed variant
+    /// still costs its `Box`).
     pub fixed_size: bool,
 }
 

@@ -367,7 +367,8 @@ impl Packet {
     /// Decodes a datagram; Variable fields are copied out of it.
     ///
     /// A message made only of fixed-size fields decodes without heap allocation, zero-coded
-    /// or not.
+    /// or not (except `ObjectAdd` and `ChildAgentPositionUpdate`, whose `Message` variants
+    /// are boxed for their size).
     ///
     /// # Errors
     /// When the datagram is malformed (see [`DecodeError`]).
@@ -388,7 +389,8 @@ impl Packet {
     }
 
     /// Decodes a datagram held in shared memory: Variable fields and acks are zero-copy
-    /// slices of it (or of its zero-decoded copy).
+    /// slices of it (Variable fields of a zero-coded datagram are copied out, as by
+    /// [`Packet::decode`]).
     ///
     /// # Errors
     /// When the datagram is malformed (see [`DecodeError`]).
@@ -396,9 +398,11 @@ impl Packet {
         let frame = Frame::split(datagram)?;
         let acks = Acks(datagram.slice_ref(frame.acks));
         if frame.flags & FLAG_ZEROCODED != 0 {
+            // Variable fields are copied out of the decoded region, as `decode` does: sharing
+            // a copy of the region would cost that copy's allocation, plus a second one for its
+            // reference count on the first slice (a `Bytes` made from a `Vec` allocates one).
             with_zero_decoded(frame.region, |plain| {
-                let region = Bytes::copy_from_slice(plain);
-                Self::decode_region(&frame, Reader::with_backing(&region), acks, datagram[5])
+                Self::decode_region(&frame, Reader::new(plain), acks, datagram[5])
             })
         } else {
             // The reader shares the datagram itself: no extra `Bytes` of the region.

@@ -82,7 +82,7 @@ fn region_handshakes_are_typed_and_round_trip() {
         let Message::RegionHandshake(m) = &d.packet.message else {
             continue;
         };
-        let h = RegionHandshake::from(m);
+        let h = RegionHandshake::from(&**m);
         *names.entry(h.sim_name.clone()).or_insert(0) += 1;
         assert_eq!(h.water_height, 20.0, "{}", d.name);
         assert_eq!(h.sim_access, 13);
@@ -94,7 +94,7 @@ fn region_handshakes_are_typed_and_round_trip() {
         assert_eq!(h.terrain_height_range, [60.0; 4]);
         assert_eq!((h.cpu_class_id, h.cpu_ratio), (9, 1));
         // Typed and back gives the very message.
-        assert_eq!(&h.to_message().unwrap(), m, "{}", d.name);
+        assert_eq!(&h.to_message().unwrap(), &**m, "{}", d.name);
         let reply = h.reply(AGENT, Uuid::nil(), reply_flags::SUPPORTS_SELF_APPEARANCE);
         assert_eq!(reply.region_info.flags, 4);
         assert_eq!(reply.agent_data.agent_id, AGENT);

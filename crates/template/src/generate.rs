@@ -77,6 +77,66 @@ fn docs(out: &mut String, indent: &str, lines: &[String]) {
     }
 }
 
+/// The largest message struct kept inline in the `Message` enum, in bytes.
+///
+/// Every variant costs the enum's full size on each move of a `Message` or `Packet`; the few
+/// messages larger than this (region and parcel descriptions, rare and already allocating)
+/// are boxed so that the common ones, `AgentUpdate` included, move cheaply and decode without
+/// allocation.
+const MAX_INLINE_MESSAGE: usize = 128;
+
+/// The in-memory size and alignment of a field's Rust type.
+fn rust_layout(ty: FieldType) -> (usize, usize) {
+    match ty {
+        FieldType::U8 | FieldType::S8 | FieldType::BOOL => (1, 1),
+        FieldType::U16 | FieldType::S16 | FieldType::IPPORT => (2, 2),
+        FieldType::U32 | FieldType::S32 | FieldType::F32 | FieldType::IPADDR => (4, 4),
+        FieldType::U64 | FieldType::S64 | FieldType::F64 => (8, 8),
+        FieldType::LLVector3 => (12, 4),
+        FieldType::LLVector3d => (24, 8),
+        // glam's Vec4 and Quat are 16-byte aligned SIMD types.
+        FieldType::LLVector4 | FieldType::LLQuaternion => (16, 16),
+        FieldType::LLUUID => (16, 1),
+        FieldType::Variable1 | FieldType::Variable2 => (32, 8),
+        FieldType::Fixed(n) => (usize::from(n), 1),
+    }
+}
+
+/// An estimate of `size_of` of a message struct (fields reordered, as rustc does, so that
+/// padding only rounds the total up to the alignment).
+fn message_size(m: &MessageDef) -> usize {
+    let (mut size, mut align) = (0usize, 1usize);
+    for b in &m.blocks {
+        let (mut bsize, mut balign) = (0usize, 1usize);
+        for f in &b.fields {
+            let (fs, fa) = rust_layout(f.ty);
+            bsize += fs;
+            balign = balign.max(fa);
+        }
+        let bsize = bsize.div_ceil(balign) * balign;
+        match b.kind {
+            BlockKind::Single => {
+                size += bsize;
+                align = align.max(balign);
+            }
+            BlockKind::Multiple(n) => {
+                size += usize::from(n) * bsize;
+                align = align.max(balign);
+            }
+            BlockKind::Variable => {
+                size += 24;
+                align = align.max(8);
+            }
+        }
+    }
+    size.div_ceil(align) * align
+}
+
+/// Whether the `Message` variant of `m` holds it in a `Box`.
+fn is_boxed(m: &MessageDef) -> bool {
+    message_size(m) > MAX_INLINE_MESSAGE
+}
+
 fn rust_type(ty: FieldType) -> String {
     match ty {
         FieldType::U8 => "u8".into(),
@@ -706,16 +766,23 @@ fn gen_mod(template: &Template) -> String {
 
     // The enum.
     out.push_str("/// Any message of the template, or one the template does not know.\n");
-    out.push_str("#[derive(Debug, Clone, PartialEq)]\n#[allow(clippy::large_enum_variant)] // boxing would cost an allocation per packet\n#[non_exhaustive]\npub enum Message {\n");
+    let _ = write!(
+        out,
+        "///\n/// Messages larger than {MAX_INLINE_MESSAGE} bytes are boxed (their variant holds a `Box`), so\n/// that the enum, moved with every packet, stays small.\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum Message {{\n"
+    );
     for m in &template.messages {
+        let ty = camel(&m.name);
+        let held = if is_boxed(m) {
+            format!("Box<{ty}>")
+        } else {
+            ty.clone()
+        };
         let _ = writeln!(
             out,
-            "    /// `{}` ({} {}).\n    {}({}),",
+            "    /// `{}` ({} {}).\n    {ty}({held}),",
             m.name,
             m.frequency.keyword(),
             number_literal(m),
-            camel(&m.name),
-            camel(&m.name)
         );
     }
     out.push_str("    /// A message number the template does not define, kept with its raw body.\n    Unknown(UnknownMessage),\n}\n\n");
@@ -834,10 +901,17 @@ fn gen_mod(template: &Template) -> String {
 
     for m in &template.messages {
         let ty = camel(&m.name);
-        let _ = writeln!(
-            out,
-            "impl From<{ty}> for Message {{\n    fn from(m: {ty}) -> Self {{\n        Self::{ty}(m)\n    }}\n}}\n"
-        );
+        if is_boxed(m) {
+            let _ = writeln!(
+                out,
+                "impl From<{ty}> for Message {{\n    fn from(m: {ty}) -> Self {{\n        Self::{ty}(Box::new(m))\n    }}\n}}\n\nimpl From<Box<{ty}>> for Message {{\n    fn from(m: Box<{ty}>) -> Self {{\n        Self::{ty}(m)\n    }}\n}}\n"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "impl From<{ty}> for Message {{\n    fn from(m: {ty}) -> Self {{\n        Self::{ty}(m)\n    }}\n}}\n"
+            );
+        }
     }
     out
 }

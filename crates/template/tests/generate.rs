@@ -37,6 +37,9 @@ fn small_template_generates_the_expected_code() {
     assert!(actual.contains("pub struct StartPingCheck {"));
     assert!(actual.contains("pub numbers: [everything::Numbers; 2],"));
     assert!(actual.contains("pub net: Vec<everything::Net>,"));
+    // Messages over 128 bytes are boxed in the enum; small ones are held inline.
+    assert!(actual.contains("    Everything(Box<Everything>),"));
+    assert!(actual.contains("    StartPingCheck(StartPingCheck),"));
     assert!(
         actual.contains("pub type_: ::uuid::Uuid,"),
         "keywords get an underscore"

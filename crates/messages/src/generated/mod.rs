@@ -23,8 +23,10 @@ use crate::{Frequency, MessageId, MessageInfo, MessageType, UnknownMessage};
 pub const TEMPLATE_VERSION: &str = "2.0";
 
 /// Any message of the template, or one the template does not know.
+///
+/// Messages larger than 128 bytes are boxed (their variant holds a `Box`), so
+/// that the enum, moved with every packet, stays small.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // boxing would cost an allocation per packet
 #[non_exhaustive]
 pub enum Message {
     /// `TestMessage` (Low 1).
@@ -44,7 +46,7 @@ pub enum Message {
     /// `UseCircuitCode` (Low 3).
     UseCircuitCode(UseCircuitCode),
     /// `NeighborList` (High 3).
-    NeighborList(NeighborList),
+    NeighborList(Box<NeighborList>),
     /// `AvatarTextureUpdate` (Low 4).
     AvatarTextureUpdate(AvatarTextureUpdate),
     /// `SimulatorMapUpdate` (Low 5).
@@ -60,7 +62,7 @@ pub enum Message {
     /// `TelehubInfo` (Low 10).
     TelehubInfo(TelehubInfo),
     /// `SimulatorPresentAtLocation` (Low 11).
-    SimulatorPresentAtLocation(SimulatorPresentAtLocation),
+    SimulatorPresentAtLocation(Box<SimulatorPresentAtLocation>),
     /// `SimulatorLoad` (Low 12).
     SimulatorLoad(SimulatorLoad),
     /// `SimulatorShutdownRequest` (Low 13).
@@ -80,7 +82,7 @@ pub enum Message {
     /// `LogFailedMoneyTransaction` (Low 20).
     LogFailedMoneyTransaction(LogFailedMoneyTransaction),
     /// `UserReportInternal` (Low 21).
-    UserReportInternal(UserReportInternal),
+    UserReportInternal(Box<UserReportInternal>),
     /// `SetSimStatusInDatabase` (Low 22).
     SetSimStatusInDatabase(SetSimStatusInDatabase),
     /// `SetSimPresenceInDatabase` (Low 23).
@@ -96,7 +98,7 @@ pub enum Message {
     /// `AvatarPickerReply` (Low 28).
     AvatarPickerReply(AvatarPickerReply),
     /// `PlacesQuery` (Low 29).
-    PlacesQuery(PlacesQuery),
+    PlacesQuery(Box<PlacesQuery>),
     /// `PlacesReply` (Low 30).
     PlacesReply(PlacesReply),
     /// `DirFindQuery` (Low 31).
@@ -126,9 +128,9 @@ pub enum Message {
     /// `ClassifiedInfoRequest` (Low 43).
     ClassifiedInfoRequest(ClassifiedInfoRequest),
     /// `ClassifiedInfoReply` (Low 44).
-    ClassifiedInfoReply(ClassifiedInfoReply),
+    ClassifiedInfoReply(Box<ClassifiedInfoReply>),
     /// `ClassifiedInfoUpdate` (Low 45).
-    ClassifiedInfoUpdate(ClassifiedInfoUpdate),
+    ClassifiedInfoUpdate(Box<ClassifiedInfoUpdate>),
     /// `ClassifiedDelete` (Low 46).
     ClassifiedDelete(ClassifiedDelete),
     /// `ClassifiedGodDelete` (Low 47).
@@ -148,7 +150,7 @@ pub enum Message {
     /// `ParcelInfoRequest` (Low 54).
     ParcelInfoRequest(ParcelInfoRequest),
     /// `ParcelInfoReply` (Low 55).
-    ParcelInfoReply(ParcelInfoReply),
+    ParcelInfoReply(Box<ParcelInfoReply>),
     /// `ParcelObjectOwnersRequest` (Low 56).
     ParcelObjectOwnersRequest(ParcelObjectOwnersRequest),
     /// `ParcelObjectOwnersReply` (Low 57).
@@ -160,7 +162,7 @@ pub enum Message {
     /// `GroupNoticeRequest` (Low 60).
     GroupNoticeRequest(GroupNoticeRequest),
     /// `GroupNoticeAdd` (Low 61).
-    GroupNoticeAdd(GroupNoticeAdd),
+    GroupNoticeAdd(Box<GroupNoticeAdd>),
     /// `TeleportRequest` (Low 62).
     TeleportRequest(TeleportRequest),
     /// `TeleportLocationRequest` (Low 63).
@@ -226,7 +228,7 @@ pub enum Message {
     /// `SetAlwaysRun` (Low 88).
     SetAlwaysRun(SetAlwaysRun),
     /// `ObjectAdd` (Medium 1).
-    ObjectAdd(ObjectAdd),
+    ObjectAdd(Box<ObjectAdd>),
     /// `ObjectDelete` (Low 89).
     ObjectDelete(ObjectDelete),
     /// `ObjectDuplicate` (Low 90).
@@ -320,11 +322,11 @@ pub enum Message {
     /// `TrackAgent` (Low 130).
     TrackAgent(TrackAgent),
     /// `ViewerStats` (Low 131).
-    ViewerStats(ViewerStats),
+    ViewerStats(Box<ViewerStats>),
     /// `ScriptAnswerYes` (Low 132).
     ScriptAnswerYes(ScriptAnswerYes),
     /// `UserReport` (Low 133).
-    UserReport(UserReport),
+    UserReport(Box<UserReport>),
     /// `AlertMessage` (Low 134).
     AlertMessage(AlertMessage),
     /// `AgentAlertMessage` (Low 135).
@@ -342,7 +344,7 @@ pub enum Message {
     /// `RequestRegionInfo` (Low 141).
     RequestRegionInfo(RequestRegionInfo),
     /// `RegionInfo` (Low 142).
-    RegionInfo(RegionInfo),
+    RegionInfo(Box<RegionInfo>),
     /// `GodUpdateRegionInfo` (Low 143).
     GodUpdateRegionInfo(GodUpdateRegionInfo),
     /// `NearestLandingRegionRequest` (Low 144).
@@ -354,7 +356,7 @@ pub enum Message {
     /// `TeleportLandingStatusChanged` (Low 147).
     TeleportLandingStatusChanged(TeleportLandingStatusChanged),
     /// `RegionHandshake` (Low 148).
-    RegionHandshake(RegionHandshake),
+    RegionHandshake(Box<RegionHandshake>),
     /// `RegionHandshakeReply` (Low 149).
     RegionHandshakeReply(RegionHandshakeReply),
     /// `CoarseLocationUpdate` (Medium 6).
@@ -416,7 +418,7 @@ pub enum Message {
     /// `ObjectProperties` (Medium 9).
     ObjectProperties(ObjectProperties),
     /// `ObjectPropertiesFamily` (Medium 10).
-    ObjectPropertiesFamily(ObjectPropertiesFamily),
+    ObjectPropertiesFamily(Box<ObjectPropertiesFamily>),
     /// `RequestPayPrice` (Low 161).
     RequestPayPrice(RequestPayPrice),
     /// `PayPriceReply` (Low 162).
@@ -438,15 +440,15 @@ pub enum Message {
     /// `AvatarPropertiesRequestBackend` (Low 170).
     AvatarPropertiesRequestBackend(AvatarPropertiesRequestBackend),
     /// `AvatarPropertiesReply` (Low 171).
-    AvatarPropertiesReply(AvatarPropertiesReply),
+    AvatarPropertiesReply(Box<AvatarPropertiesReply>),
     /// `AvatarInterestsReply` (Low 172).
-    AvatarInterestsReply(AvatarInterestsReply),
+    AvatarInterestsReply(Box<AvatarInterestsReply>),
     /// `AvatarGroupsReply` (Low 173).
     AvatarGroupsReply(AvatarGroupsReply),
     /// `AvatarPropertiesUpdate` (Low 174).
-    AvatarPropertiesUpdate(AvatarPropertiesUpdate),
+    AvatarPropertiesUpdate(Box<AvatarPropertiesUpdate>),
     /// `AvatarInterestsUpdate` (Low 175).
-    AvatarInterestsUpdate(AvatarInterestsUpdate),
+    AvatarInterestsUpdate(Box<AvatarInterestsUpdate>),
     /// `AvatarNotesReply` (Low 176).
     AvatarNotesReply(AvatarNotesReply),
     /// `AvatarNotesUpdate` (Low 177).
@@ -456,7 +458,7 @@ pub enum Message {
     /// `EventInfoRequest` (Low 179).
     EventInfoRequest(EventInfoRequest),
     /// `EventInfoReply` (Low 180).
-    EventInfoReply(EventInfoReply),
+    EventInfoReply(Box<EventInfoReply>),
     /// `EventNotificationAddRequest` (Low 181).
     EventNotificationAddRequest(EventNotificationAddRequest),
     /// `EventNotificationRemoveRequest` (Low 182).
@@ -464,9 +466,9 @@ pub enum Message {
     /// `EventGodDelete` (Low 183).
     EventGodDelete(EventGodDelete),
     /// `PickInfoReply` (Low 184).
-    PickInfoReply(PickInfoReply),
+    PickInfoReply(Box<PickInfoReply>),
     /// `PickInfoUpdate` (Low 185).
-    PickInfoUpdate(PickInfoUpdate),
+    PickInfoUpdate(Box<PickInfoUpdate>),
     /// `PickDelete` (Low 186).
     PickDelete(PickDelete),
     /// `PickGodDelete` (Low 187).
@@ -476,7 +478,7 @@ pub enum Message {
     /// `ScriptControlChange` (Low 189).
     ScriptControlChange(ScriptControlChange),
     /// `ScriptDialog` (Low 190).
-    ScriptDialog(ScriptDialog),
+    ScriptDialog(Box<ScriptDialog>),
     /// `ScriptDialogReply` (Low 191).
     ScriptDialogReply(ScriptDialogReply),
     /// `ForceScriptControlRelease` (Low 192).
@@ -484,7 +486,7 @@ pub enum Message {
     /// `RevokePermissions` (Low 193).
     RevokePermissions(RevokePermissions),
     /// `LoadURL` (Low 194).
-    LoadUrl(LoadUrl),
+    LoadUrl(Box<LoadUrl>),
     /// `ScriptTeleportRequest` (Low 195).
     ScriptTeleportRequest(ScriptTeleportRequest),
     /// `ParcelOverlay` (Low 196).
@@ -494,9 +496,9 @@ pub enum Message {
     /// `ParcelPropertiesRequestByID` (Low 197).
     ParcelPropertiesRequestById(ParcelPropertiesRequestById),
     /// `ParcelProperties` (High 23).
-    ParcelProperties(ParcelProperties),
+    ParcelProperties(Box<ParcelProperties>),
     /// `ParcelPropertiesUpdate` (Low 198).
-    ParcelPropertiesUpdate(ParcelPropertiesUpdate),
+    ParcelPropertiesUpdate(Box<ParcelPropertiesUpdate>),
     /// `ParcelReturnObjects` (Low 199).
     ParcelReturnObjects(ParcelReturnObjects),
     /// `ParcelSetOtherCleanTime` (Low 200).
@@ -542,7 +544,7 @@ pub enum Message {
     /// `RequestParcelTransfer` (Low 220).
     RequestParcelTransfer(RequestParcelTransfer),
     /// `UpdateParcel` (Low 221).
-    UpdateParcel(UpdateParcel),
+    UpdateParcel(Box<UpdateParcel>),
     /// `RemoveParcel` (Low 222).
     RemoveParcel(RemoveParcel),
     /// `MergeParcel` (Low 223).
@@ -584,11 +586,11 @@ pub enum Message {
     /// `SimStatus` (Medium 12).
     SimStatus(SimStatus),
     /// `ChildAgentUpdate` (High 25).
-    ChildAgentUpdate(ChildAgentUpdate),
+    ChildAgentUpdate(Box<ChildAgentUpdate>),
     /// `ChildAgentAlive` (High 26).
     ChildAgentAlive(ChildAgentAlive),
     /// `ChildAgentPositionUpdate` (High 27).
-    ChildAgentPositionUpdate(ChildAgentPositionUpdate),
+    ChildAgentPositionUpdate(Box<ChildAgentPositionUpdate>),
     /// `ChildAgentDying` (Low 240).
     ChildAgentDying(ChildAgentDying),
     /// `ChildAgentUnknown` (Low 241).
@@ -606,7 +608,7 @@ pub enum Message {
     /// `ScriptReset` (Low 246).
     ScriptReset(ScriptReset),
     /// `ScriptSensorRequest` (Low 247).
-    ScriptSensorRequest(ScriptSensorRequest),
+    ScriptSensorRequest(Box<ScriptSensorRequest>),
     /// `ScriptSensorReply` (Low 248).
     ScriptSensorReply(ScriptSensorReply),
     /// `CompleteAgentMovement` (Low 249).
@@ -620,7 +622,7 @@ pub enum Message {
     /// `LogoutReply` (Low 253).
     LogoutReply(LogoutReply),
     /// `ImprovedInstantMessage` (Low 254).
-    ImprovedInstantMessage(ImprovedInstantMessage),
+    ImprovedInstantMessage(Box<ImprovedInstantMessage>),
     /// `RetrieveInstantMessages` (Low 255).
     RetrieveInstantMessages(RetrieveInstantMessages),
     /// `FindAgent` (Low 256).
@@ -688,7 +690,7 @@ pub enum Message {
     /// `PurgeInventoryDescendents` (Low 285).
     PurgeInventoryDescendents(PurgeInventoryDescendents),
     /// `UpdateTaskInventory` (Low 286).
-    UpdateTaskInventory(UpdateTaskInventory),
+    UpdateTaskInventory(Box<UpdateTaskInventory>),
     /// `RemoveTaskInventory` (Low 287).
     RemoveTaskInventory(RemoveTaskInventory),
     /// `MoveTaskInventory` (Low 288).
@@ -702,9 +704,9 @@ pub enum Message {
     /// `DeRezAck` (Low 292).
     DeRezAck(DeRezAck),
     /// `RezObject` (Low 293).
-    RezObject(RezObject),
+    RezObject(Box<RezObject>),
     /// `RezObjectFromNotecard` (Low 294).
-    RezObjectFromNotecard(RezObjectFromNotecard),
+    RezObjectFromNotecard(Box<RezObjectFromNotecard>),
     /// `TransferInventory` (Low 295).
     TransferInventory(TransferInventory),
     /// `TransferInventoryAck` (Low 296).
@@ -724,9 +726,9 @@ pub enum Message {
     /// `DeclineCallingCard` (Low 303).
     DeclineCallingCard(DeclineCallingCard),
     /// `RezScript` (Low 304).
-    RezScript(RezScript),
+    RezScript(Box<RezScript>),
     /// `CreateInventoryItem` (Low 305).
-    CreateInventoryItem(CreateInventoryItem),
+    CreateInventoryItem(Box<CreateInventoryItem>),
     /// `CreateLandmarkForEvent` (Low 306).
     CreateLandmarkForEvent(CreateLandmarkForEvent),
     /// `EventLocationRequest` (Low 307).
@@ -744,9 +746,9 @@ pub enum Message {
     /// `MoneyBalanceRequest` (Low 313).
     MoneyBalanceRequest(MoneyBalanceRequest),
     /// `MoneyBalanceReply` (Low 314).
-    MoneyBalanceReply(MoneyBalanceReply),
+    MoneyBalanceReply(Box<MoneyBalanceReply>),
     /// `RoutedMoneyBalanceReply` (Low 315).
-    RoutedMoneyBalanceReply(RoutedMoneyBalanceReply),
+    RoutedMoneyBalanceReply(Box<RoutedMoneyBalanceReply>),
     /// `ActivateGestures` (Low 316).
     ActivateGestures(ActivateGestures),
     /// `DeactivateGestures` (Low 317).
@@ -778,7 +780,7 @@ pub enum Message {
     /// `RemoveNameValuePair` (Low 330).
     RemoveNameValuePair(RemoveNameValuePair),
     /// `UpdateAttachment` (Low 331).
-    UpdateAttachment(UpdateAttachment),
+    UpdateAttachment(Box<UpdateAttachment>),
     /// `RemoveAttachment` (Low 332).
     RemoveAttachment(RemoveAttachment),
     /// `SoundTrigger` (High 29).
@@ -798,7 +800,7 @@ pub enum Message {
     /// `EmailMessageRequest` (Low 335).
     EmailMessageRequest(EmailMessageRequest),
     /// `EmailMessageReply` (Low 336).
-    EmailMessageReply(EmailMessageReply),
+    EmailMessageReply(Box<EmailMessageReply>),
     /// `InternalScriptMail` (Medium 16).
     InternalScriptMail(InternalScriptMail),
     /// `ScriptDataRequest` (Low 337).
@@ -832,11 +834,11 @@ pub enum Message {
     /// `GroupProfileRequest` (Low 351).
     GroupProfileRequest(GroupProfileRequest),
     /// `GroupProfileReply` (Low 352).
-    GroupProfileReply(GroupProfileReply),
+    GroupProfileReply(Box<GroupProfileReply>),
     /// `GroupAccountSummaryRequest` (Low 353).
     GroupAccountSummaryRequest(GroupAccountSummaryRequest),
     /// `GroupAccountSummaryReply` (Low 354).
-    GroupAccountSummaryReply(GroupAccountSummaryReply),
+    GroupAccountSummaryReply(Box<GroupAccountSummaryReply>),
     /// `GroupAccountDetailsRequest` (Low 355).
     GroupAccountDetailsRequest(GroupAccountDetailsRequest),
     /// `GroupAccountDetailsReply` (Low 356).
@@ -852,7 +854,7 @@ pub enum Message {
     /// `GroupVoteHistoryRequest` (Low 361).
     GroupVoteHistoryRequest(GroupVoteHistoryRequest),
     /// `GroupVoteHistoryItemReply` (Low 362).
-    GroupVoteHistoryItemReply(GroupVoteHistoryItemReply),
+    GroupVoteHistoryItemReply(Box<GroupVoteHistoryItemReply>),
     /// `StartGroupProposal` (Low 363).
     StartGroupProposal(StartGroupProposal),
     /// `GroupProposalBallot` (Low 364).
@@ -902,7 +904,7 @@ pub enum Message {
     /// `AgentDataUpdateRequest` (Low 386).
     AgentDataUpdateRequest(AgentDataUpdateRequest),
     /// `AgentDataUpdate` (Low 387).
-    AgentDataUpdate(AgentDataUpdate),
+    AgentDataUpdate(Box<AgentDataUpdate>),
     /// `GroupDataUpdate` (Low 388).
     GroupDataUpdate(GroupDataUpdate),
     /// `AgentGroupDataUpdate` (Low 389).
@@ -920,7 +922,7 @@ pub enum Message {
     /// `RequestTrustedCircuit` (Low 394).
     RequestTrustedCircuit(RequestTrustedCircuit),
     /// `RezSingleAttachmentFromInv` (Low 395).
-    RezSingleAttachmentFromInv(RezSingleAttachmentFromInv),
+    RezSingleAttachmentFromInv(Box<RezSingleAttachmentFromInv>),
     /// `RezMultipleAttachmentsFromInv` (Low 396).
     RezMultipleAttachmentsFromInv(RezMultipleAttachmentsFromInv),
     /// `DetachAttachmentIntoInv` (Low 397).
@@ -954,7 +956,7 @@ pub enum Message {
     /// `MapItemReply` (Low 411).
     MapItemReply(MapItemReply),
     /// `SendPostcard` (Low 412).
-    SendPostcard(SendPostcard),
+    SendPostcard(Box<SendPostcard>),
     /// `RpcChannelRequest` (Low 413).
     RpcChannelRequest(RpcChannelRequest),
     /// `RpcChannelReply` (Low 414).
@@ -970,19 +972,19 @@ pub enum Message {
     /// `ParcelMediaCommandMessage` (Low 419).
     ParcelMediaCommandMessage(ParcelMediaCommandMessage),
     /// `ParcelMediaUpdate` (Low 420).
-    ParcelMediaUpdate(ParcelMediaUpdate),
+    ParcelMediaUpdate(Box<ParcelMediaUpdate>),
     /// `LandStatRequest` (Low 421).
     LandStatRequest(LandStatRequest),
     /// `LandStatReply` (Low 422).
     LandStatReply(LandStatReply),
     /// `Error` (Low 423).
-    Error(Error),
+    Error(Box<Error>),
     /// `ObjectIncludeInSearch` (Low 424).
     ObjectIncludeInSearch(ObjectIncludeInSearch),
     /// `RezRestoreToWorld` (Low 425).
-    RezRestoreToWorld(RezRestoreToWorld),
+    RezRestoreToWorld(Box<RezRestoreToWorld>),
     /// `LinkInventoryItem` (Low 426).
-    LinkInventoryItem(LinkInventoryItem),
+    LinkInventoryItem(Box<LinkInventoryItem>),
     /// A message number the template does not define, kept with its raw body.
     Unknown(UnknownMessage),
 }
@@ -4976,6 +4978,12 @@ impl From<UseCircuitCode> for Message {
 
 impl From<NeighborList> for Message {
     fn from(m: NeighborList) -> Self {
+        Self::NeighborList(Box::new(m))
+    }
+}
+
+impl From<Box<NeighborList>> for Message {
+    fn from(m: Box<NeighborList>) -> Self {
         Self::NeighborList(m)
     }
 }
@@ -5024,6 +5032,12 @@ impl From<TelehubInfo> for Message {
 
 impl From<SimulatorPresentAtLocation> for Message {
     fn from(m: SimulatorPresentAtLocation) -> Self {
+        Self::SimulatorPresentAtLocation(Box::new(m))
+    }
+}
+
+impl From<Box<SimulatorPresentAtLocation>> for Message {
+    fn from(m: Box<SimulatorPresentAtLocation>) -> Self {
         Self::SimulatorPresentAtLocation(m)
     }
 }
@@ -5084,6 +5098,12 @@ impl From<LogFailedMoneyTransaction> for Message {
 
 impl From<UserReportInternal> for Message {
     fn from(m: UserReportInternal) -> Self {
+        Self::UserReportInternal(Box::new(m))
+    }
+}
+
+impl From<Box<UserReportInternal>> for Message {
+    fn from(m: Box<UserReportInternal>) -> Self {
         Self::UserReportInternal(m)
     }
 }
@@ -5132,6 +5152,12 @@ impl From<AvatarPickerReply> for Message {
 
 impl From<PlacesQuery> for Message {
     fn from(m: PlacesQuery) -> Self {
+        Self::PlacesQuery(Box::new(m))
+    }
+}
+
+impl From<Box<PlacesQuery>> for Message {
+    fn from(m: Box<PlacesQuery>) -> Self {
         Self::PlacesQuery(m)
     }
 }
@@ -5222,12 +5248,24 @@ impl From<ClassifiedInfoRequest> for Message {
 
 impl From<ClassifiedInfoReply> for Message {
     fn from(m: ClassifiedInfoReply) -> Self {
+        Self::ClassifiedInfoReply(Box::new(m))
+    }
+}
+
+impl From<Box<ClassifiedInfoReply>> for Message {
+    fn from(m: Box<ClassifiedInfoReply>) -> Self {
         Self::ClassifiedInfoReply(m)
     }
 }
 
 impl From<ClassifiedInfoUpdate> for Message {
     fn from(m: ClassifiedInfoUpdate) -> Self {
+        Self::ClassifiedInfoUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ClassifiedInfoUpdate>> for Message {
+    fn from(m: Box<ClassifiedInfoUpdate>) -> Self {
         Self::ClassifiedInfoUpdate(m)
     }
 }
@@ -5288,6 +5326,12 @@ impl From<ParcelInfoRequest> for Message {
 
 impl From<ParcelInfoReply> for Message {
     fn from(m: ParcelInfoReply) -> Self {
+        Self::ParcelInfoReply(Box::new(m))
+    }
+}
+
+impl From<Box<ParcelInfoReply>> for Message {
+    fn from(m: Box<ParcelInfoReply>) -> Self {
         Self::ParcelInfoReply(m)
     }
 }
@@ -5324,6 +5368,12 @@ impl From<GroupNoticeRequest> for Message {
 
 impl From<GroupNoticeAdd> for Message {
     fn from(m: GroupNoticeAdd) -> Self {
+        Self::GroupNoticeAdd(Box::new(m))
+    }
+}
+
+impl From<Box<GroupNoticeAdd>> for Message {
+    fn from(m: Box<GroupNoticeAdd>) -> Self {
         Self::GroupNoticeAdd(m)
     }
 }
@@ -5522,6 +5572,12 @@ impl From<SetAlwaysRun> for Message {
 
 impl From<ObjectAdd> for Message {
     fn from(m: ObjectAdd) -> Self {
+        Self::ObjectAdd(Box::new(m))
+    }
+}
+
+impl From<Box<ObjectAdd>> for Message {
+    fn from(m: Box<ObjectAdd>) -> Self {
         Self::ObjectAdd(m)
     }
 }
@@ -5804,6 +5860,12 @@ impl From<TrackAgent> for Message {
 
 impl From<ViewerStats> for Message {
     fn from(m: ViewerStats) -> Self {
+        Self::ViewerStats(Box::new(m))
+    }
+}
+
+impl From<Box<ViewerStats>> for Message {
+    fn from(m: Box<ViewerStats>) -> Self {
         Self::ViewerStats(m)
     }
 }
@@ -5816,6 +5878,12 @@ impl From<ScriptAnswerYes> for Message {
 
 impl From<UserReport> for Message {
     fn from(m: UserReport) -> Self {
+        Self::UserReport(Box::new(m))
+    }
+}
+
+impl From<Box<UserReport>> for Message {
+    fn from(m: Box<UserReport>) -> Self {
         Self::UserReport(m)
     }
 }
@@ -5870,6 +5938,12 @@ impl From<RequestRegionInfo> for Message {
 
 impl From<RegionInfo> for Message {
     fn from(m: RegionInfo) -> Self {
+        Self::RegionInfo(Box::new(m))
+    }
+}
+
+impl From<Box<RegionInfo>> for Message {
+    fn from(m: Box<RegionInfo>) -> Self {
         Self::RegionInfo(m)
     }
 }
@@ -5906,6 +5980,12 @@ impl From<TeleportLandingStatusChanged> for Message {
 
 impl From<RegionHandshake> for Message {
     fn from(m: RegionHandshake) -> Self {
+        Self::RegionHandshake(Box::new(m))
+    }
+}
+
+impl From<Box<RegionHandshake>> for Message {
+    fn from(m: Box<RegionHandshake>) -> Self {
         Self::RegionHandshake(m)
     }
 }
@@ -6092,6 +6172,12 @@ impl From<ObjectProperties> for Message {
 
 impl From<ObjectPropertiesFamily> for Message {
     fn from(m: ObjectPropertiesFamily) -> Self {
+        Self::ObjectPropertiesFamily(Box::new(m))
+    }
+}
+
+impl From<Box<ObjectPropertiesFamily>> for Message {
+    fn from(m: Box<ObjectPropertiesFamily>) -> Self {
         Self::ObjectPropertiesFamily(m)
     }
 }
@@ -6158,12 +6244,24 @@ impl From<AvatarPropertiesRequestBackend> for Message {
 
 impl From<AvatarPropertiesReply> for Message {
     fn from(m: AvatarPropertiesReply) -> Self {
+        Self::AvatarPropertiesReply(Box::new(m))
+    }
+}
+
+impl From<Box<AvatarPropertiesReply>> for Message {
+    fn from(m: Box<AvatarPropertiesReply>) -> Self {
         Self::AvatarPropertiesReply(m)
     }
 }
 
 impl From<AvatarInterestsReply> for Message {
     fn from(m: AvatarInterestsReply) -> Self {
+        Self::AvatarInterestsReply(Box::new(m))
+    }
+}
+
+impl From<Box<AvatarInterestsReply>> for Message {
+    fn from(m: Box<AvatarInterestsReply>) -> Self {
         Self::AvatarInterestsReply(m)
     }
 }
@@ -6176,12 +6274,24 @@ impl From<AvatarGroupsReply> for Message {
 
 impl From<AvatarPropertiesUpdate> for Message {
     fn from(m: AvatarPropertiesUpdate) -> Self {
+        Self::AvatarPropertiesUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<AvatarPropertiesUpdate>> for Message {
+    fn from(m: Box<AvatarPropertiesUpdate>) -> Self {
         Self::AvatarPropertiesUpdate(m)
     }
 }
 
 impl From<AvatarInterestsUpdate> for Message {
     fn from(m: AvatarInterestsUpdate) -> Self {
+        Self::AvatarInterestsUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<AvatarInterestsUpdate>> for Message {
+    fn from(m: Box<AvatarInterestsUpdate>) -> Self {
         Self::AvatarInterestsUpdate(m)
     }
 }
@@ -6212,6 +6322,12 @@ impl From<EventInfoRequest> for Message {
 
 impl From<EventInfoReply> for Message {
     fn from(m: EventInfoReply) -> Self {
+        Self::EventInfoReply(Box::new(m))
+    }
+}
+
+impl From<Box<EventInfoReply>> for Message {
+    fn from(m: Box<EventInfoReply>) -> Self {
         Self::EventInfoReply(m)
     }
 }
@@ -6236,12 +6352,24 @@ impl From<EventGodDelete> for Message {
 
 impl From<PickInfoReply> for Message {
     fn from(m: PickInfoReply) -> Self {
+        Self::PickInfoReply(Box::new(m))
+    }
+}
+
+impl From<Box<PickInfoReply>> for Message {
+    fn from(m: Box<PickInfoReply>) -> Self {
         Self::PickInfoReply(m)
     }
 }
 
 impl From<PickInfoUpdate> for Message {
     fn from(m: PickInfoUpdate) -> Self {
+        Self::PickInfoUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<PickInfoUpdate>> for Message {
+    fn from(m: Box<PickInfoUpdate>) -> Self {
         Self::PickInfoUpdate(m)
     }
 }
@@ -6272,6 +6400,12 @@ impl From<ScriptControlChange> for Message {
 
 impl From<ScriptDialog> for Message {
     fn from(m: ScriptDialog) -> Self {
+        Self::ScriptDialog(Box::new(m))
+    }
+}
+
+impl From<Box<ScriptDialog>> for Message {
+    fn from(m: Box<ScriptDialog>) -> Self {
         Self::ScriptDialog(m)
     }
 }
@@ -6296,6 +6430,12 @@ impl From<RevokePermissions> for Message {
 
 impl From<LoadUrl> for Message {
     fn from(m: LoadUrl) -> Self {
+        Self::LoadUrl(Box::new(m))
+    }
+}
+
+impl From<Box<LoadUrl>> for Message {
+    fn from(m: Box<LoadUrl>) -> Self {
         Self::LoadUrl(m)
     }
 }
@@ -6326,12 +6466,24 @@ impl From<ParcelPropertiesRequestById> for Message {
 
 impl From<ParcelProperties> for Message {
     fn from(m: ParcelProperties) -> Self {
+        Self::ParcelProperties(Box::new(m))
+    }
+}
+
+impl From<Box<ParcelProperties>> for Message {
+    fn from(m: Box<ParcelProperties>) -> Self {
         Self::ParcelProperties(m)
     }
 }
 
 impl From<ParcelPropertiesUpdate> for Message {
     fn from(m: ParcelPropertiesUpdate) -> Self {
+        Self::ParcelPropertiesUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ParcelPropertiesUpdate>> for Message {
+    fn from(m: Box<ParcelPropertiesUpdate>) -> Self {
         Self::ParcelPropertiesUpdate(m)
     }
 }
@@ -6470,6 +6622,12 @@ impl From<RequestParcelTransfer> for Message {
 
 impl From<UpdateParcel> for Message {
     fn from(m: UpdateParcel) -> Self {
+        Self::UpdateParcel(Box::new(m))
+    }
+}
+
+impl From<Box<UpdateParcel>> for Message {
+    fn from(m: Box<UpdateParcel>) -> Self {
         Self::UpdateParcel(m)
     }
 }
@@ -6596,6 +6754,12 @@ impl From<SimStatus> for Message {
 
 impl From<ChildAgentUpdate> for Message {
     fn from(m: ChildAgentUpdate) -> Self {
+        Self::ChildAgentUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ChildAgentUpdate>> for Message {
+    fn from(m: Box<ChildAgentUpdate>) -> Self {
         Self::ChildAgentUpdate(m)
     }
 }
@@ -6608,6 +6772,12 @@ impl From<ChildAgentAlive> for Message {
 
 impl From<ChildAgentPositionUpdate> for Message {
     fn from(m: ChildAgentPositionUpdate) -> Self {
+        Self::ChildAgentPositionUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ChildAgentPositionUpdate>> for Message {
+    fn from(m: Box<ChildAgentPositionUpdate>) -> Self {
         Self::ChildAgentPositionUpdate(m)
     }
 }
@@ -6662,6 +6832,12 @@ impl From<ScriptReset> for Message {
 
 impl From<ScriptSensorRequest> for Message {
     fn from(m: ScriptSensorRequest) -> Self {
+        Self::ScriptSensorRequest(Box::new(m))
+    }
+}
+
+impl From<Box<ScriptSensorRequest>> for Message {
+    fn from(m: Box<ScriptSensorRequest>) -> Self {
         Self::ScriptSensorRequest(m)
     }
 }
@@ -6704,6 +6880,12 @@ impl From<LogoutReply> for Message {
 
 impl From<ImprovedInstantMessage> for Message {
     fn from(m: ImprovedInstantMessage) -> Self {
+        Self::ImprovedInstantMessage(Box::new(m))
+    }
+}
+
+impl From<Box<ImprovedInstantMessage>> for Message {
+    fn from(m: Box<ImprovedInstantMessage>) -> Self {
         Self::ImprovedInstantMessage(m)
     }
 }
@@ -6908,6 +7090,12 @@ impl From<PurgeInventoryDescendents> for Message {
 
 impl From<UpdateTaskInventory> for Message {
     fn from(m: UpdateTaskInventory) -> Self {
+        Self::UpdateTaskInventory(Box::new(m))
+    }
+}
+
+impl From<Box<UpdateTaskInventory>> for Message {
+    fn from(m: Box<UpdateTaskInventory>) -> Self {
         Self::UpdateTaskInventory(m)
     }
 }
@@ -6950,12 +7138,24 @@ impl From<DeRezAck> for Message {
 
 impl From<RezObject> for Message {
     fn from(m: RezObject) -> Self {
+        Self::RezObject(Box::new(m))
+    }
+}
+
+impl From<Box<RezObject>> for Message {
+    fn from(m: Box<RezObject>) -> Self {
         Self::RezObject(m)
     }
 }
 
 impl From<RezObjectFromNotecard> for Message {
     fn from(m: RezObjectFromNotecard) -> Self {
+        Self::RezObjectFromNotecard(Box::new(m))
+    }
+}
+
+impl From<Box<RezObjectFromNotecard>> for Message {
+    fn from(m: Box<RezObjectFromNotecard>) -> Self {
         Self::RezObjectFromNotecard(m)
     }
 }
@@ -7016,12 +7216,24 @@ impl From<DeclineCallingCard> for Message {
 
 impl From<RezScript> for Message {
     fn from(m: RezScript) -> Self {
+        Self::RezScript(Box::new(m))
+    }
+}
+
+impl From<Box<RezScript>> for Message {
+    fn from(m: Box<RezScript>) -> Self {
         Self::RezScript(m)
     }
 }
 
 impl From<CreateInventoryItem> for Message {
     fn from(m: CreateInventoryItem) -> Self {
+        Self::CreateInventoryItem(Box::new(m))
+    }
+}
+
+impl From<Box<CreateInventoryItem>> for Message {
+    fn from(m: Box<CreateInventoryItem>) -> Self {
         Self::CreateInventoryItem(m)
     }
 }
@@ -7076,12 +7288,24 @@ impl From<MoneyBalanceRequest> for Message {
 
 impl From<MoneyBalanceReply> for Message {
     fn from(m: MoneyBalanceReply) -> Self {
+        Self::MoneyBalanceReply(Box::new(m))
+    }
+}
+
+impl From<Box<MoneyBalanceReply>> for Message {
+    fn from(m: Box<MoneyBalanceReply>) -> Self {
         Self::MoneyBalanceReply(m)
     }
 }
 
 impl From<RoutedMoneyBalanceReply> for Message {
     fn from(m: RoutedMoneyBalanceReply) -> Self {
+        Self::RoutedMoneyBalanceReply(Box::new(m))
+    }
+}
+
+impl From<Box<RoutedMoneyBalanceReply>> for Message {
+    fn from(m: Box<RoutedMoneyBalanceReply>) -> Self {
         Self::RoutedMoneyBalanceReply(m)
     }
 }
@@ -7178,6 +7402,12 @@ impl From<RemoveNameValuePair> for Message {
 
 impl From<UpdateAttachment> for Message {
     fn from(m: UpdateAttachment) -> Self {
+        Self::UpdateAttachment(Box::new(m))
+    }
+}
+
+impl From<Box<UpdateAttachment>> for Message {
+    fn from(m: Box<UpdateAttachment>) -> Self {
         Self::UpdateAttachment(m)
     }
 }
@@ -7238,6 +7468,12 @@ impl From<EmailMessageRequest> for Message {
 
 impl From<EmailMessageReply> for Message {
     fn from(m: EmailMessageReply) -> Self {
+        Self::EmailMessageReply(Box::new(m))
+    }
+}
+
+impl From<Box<EmailMessageReply>> for Message {
+    fn from(m: Box<EmailMessageReply>) -> Self {
         Self::EmailMessageReply(m)
     }
 }
@@ -7340,6 +7576,12 @@ impl From<GroupProfileRequest> for Message {
 
 impl From<GroupProfileReply> for Message {
     fn from(m: GroupProfileReply) -> Self {
+        Self::GroupProfileReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupProfileReply>> for Message {
+    fn from(m: Box<GroupProfileReply>) -> Self {
         Self::GroupProfileReply(m)
     }
 }
@@ -7352,6 +7594,12 @@ impl From<GroupAccountSummaryRequest> for Message {
 
 impl From<GroupAccountSummaryReply> for Message {
     fn from(m: GroupAccountSummaryReply) -> Self {
+        Self::GroupAccountSummaryReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupAccountSummaryReply>> for Message {
+    fn from(m: Box<GroupAccountSummaryReply>) -> Self {
         Self::GroupAccountSummaryReply(m)
     }
 }
@@ -7400,6 +7648,12 @@ impl From<GroupVoteHistoryRequest> for Message {
 
 impl From<GroupVoteHistoryItemReply> for Message {
     fn from(m: GroupVoteHistoryItemReply) -> Self {
+        Self::GroupVoteHistoryItemReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupVoteHistoryItemReply>> for Message {
+    fn from(m: Box<GroupVoteHistoryItemReply>) -> Self {
         Self::GroupVoteHistoryItemReply(m)
     }
 }
@@ -7550,6 +7804,12 @@ impl From<AgentDataUpdateRequest> for Message {
 
 impl From<AgentDataUpdate> for Message {
     fn from(m: AgentDataUpdate) -> Self {
+        Self::AgentDataUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<AgentDataUpdate>> for Message {
+    fn from(m: Box<AgentDataUpdate>) -> Self {
         Self::AgentDataUpdate(m)
     }
 }
@@ -7604,6 +7864,12 @@ impl From<RequestTrustedCircuit> for Message {
 
 impl From<RezSingleAttachmentFromInv> for Message {
     fn from(m: RezSingleAttachmentFromInv) -> Self {
+        Self::RezSingleAttachmentFromInv(Box::new(m))
+    }
+}
+
+impl From<Box<RezSingleAttachmentFromInv>> for Message {
+    fn from(m: Box<RezSingleAttachmentFromInv>) -> Self {
         Self::RezSingleAttachmentFromInv(m)
     }
 }
@@ -7706,6 +7972,12 @@ impl From<MapItemReply> for Message {
 
 impl From<SendPostcard> for Message {
     fn from(m: SendPostcard) -> Self {
+        Self::SendPostcard(Box::new(m))
+    }
+}
+
+impl From<Box<SendPostcard>> for Message {
+    fn from(m: Box<SendPostcard>) -> Self {
         Self::SendPostcard(m)
     }
 }
@@ -7754,6 +8026,12 @@ impl From<ParcelMediaCommandMessage> for Message {
 
 impl From<ParcelMediaUpdate> for Message {
     fn from(m: ParcelMediaUpdate) -> Self {
+        Self::ParcelMediaUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ParcelMediaUpdate>> for Message {
+    fn from(m: Box<ParcelMediaUpdate>) -> Self {
         Self::ParcelMediaUpdate(m)
     }
 }
@@ -7772,6 +8050,12 @@ impl From<LandStatReply> for Message {
 
 impl From<Error> for Message {
     fn from(m: Error) -> Self {
+        Self::Error(Box::new(m))
+    }
+}
+
+impl From<Box<Error>> for Message {
+    fn from(m: Box<Error>) -> Self {
         Self::Error(m)
     }
 }
@@ -7784,12 +8068,24 @@ impl From<ObjectIncludeInSearch> for Message {
 
 impl From<RezRestoreToWorld> for Message {
     fn from(m: RezRestoreToWorld) -> Self {
+        Self::RezRestoreToWorld(Box::new(m))
+    }
+}
+
+impl From<Box<RezRestoreToWorld>> for Message {
+    fn from(m: Box<RezRestoreToWorld>) -> Self {
         Self::RezRestoreToWorld(m)
     }
 }
 
 impl From<LinkInventoryItem> for Message {
     fn from(m: LinkInventoryItem) -> Self {
+        Self::LinkInventoryItem(Box::new(m))
+    }
+}
+
+impl From<Box<LinkInventoryItem>> for Message {
+    fn from(m: Box<LinkInventoryItem>) -> Self {
         Self::LinkInventoryItem(m)
     }
 }
