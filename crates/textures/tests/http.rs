@@ -178,15 +178,16 @@ fn serve(stream: TcpStream, s: &State) -> std::io::Result<()> {
         }
         head.push_str(&extra);
         head.push_str("Server: OSWebServer\r\n\r\n");
-        out.write_all(head.as_bytes())?;
-        out.write_all(&body)?;
-        out.flush()?;
+        // Recorded before the answer leaves: a client that has its answer finds it logged.
         s.bytes.fetch_add(body.len() as u64, Ordering::SeqCst);
         s.log.lock().unwrap().push(Served {
             range: headers.get("range").cloned(),
             status,
             body: body.len(),
         });
+        out.write_all(head.as_bytes())?;
+        out.write_all(&body)?;
+        out.flush()?;
         if close {
             return Ok(());
         }
