@@ -5,6 +5,8 @@
 //! that arrives later, with the scene), an avatar `ImprovedTerseObjectUpdate` (with its
 //! collision plane) while it moves, and `KillObject` when it leaves.
 
+use std::collections::{HashMap, HashSet};
+
 use bytes::Bytes;
 use glam::Vec3;
 use opensim_circuit::{Connection, Reliability};
@@ -13,7 +15,7 @@ use opensim_regions::objects::{
 };
 use uuid::Uuid;
 
-use crate::state::{Session, Shared};
+use crate::state::{Session, Shared, World};
 
 /// Size of OpenSimulator's default avatar box.
 const AVATAR_SCALE: Vec3 = Vec3::new(0.45, 0.6, 1.9);
@@ -58,17 +60,40 @@ fn motion(s: &Session, velocity: Vec3) -> Motion {
     }
 }
 
-/// `ObjectUpdate`s for every root avatar of the region.
-pub(crate) fn snapshot(shared: &Shared, region: usize) -> Vec<opensim_messages::ObjectUpdate> {
+/// `ObjectUpdate`s of the region's root avatars for `viewer`, which has just been registered:
+/// its own avatar and others up to [`SimConfig::max_avatars_in_view`](crate::SimConfig),
+/// recorded as shown to it.
+pub(crate) fn snapshot(
+    shared: &Shared,
+    region: usize,
+    viewer: Uuid,
+) -> Vec<opensim_messages::ObjectUpdate> {
     let Some(r) = shared.regions.get(region) else {
         return Vec::new();
     };
-    let updates: Vec<FullUpdate> = r
+    let mut updates: Vec<FullUpdate> = r
         .sessions()
         .values()
         .filter(|s| s.root)
         .map(full_update)
         .collect();
+    // Its own first, so that the limit never hides it.
+    updates.sort_by_key(|u| u.full_id != viewer);
+    let limit = shared.config.max_avatars_in_view;
+    {
+        let mut world = r.world();
+        let shown = world.shown.entry(viewer).or_default();
+        let mut others = 0;
+        updates.retain(|u| {
+            let own = u.full_id == viewer;
+            let keep = own || others < limit;
+            others += usize::from(keep && !own);
+            if keep {
+                shown.insert(u.local_id);
+            }
+            keep
+        });
+    }
     let width = r.scene.size().width() as f32;
     updates
         .chunks(crate::udp::OBJECTS_PER_UPDATE)
@@ -76,47 +101,75 @@ pub(crate) fn snapshot(shared: &Shared, region: usize) -> Vec<opensim_messages::
         .collect()
 }
 
-/// The circuits that have the region's scene, but `except`'s.
-fn viewers_but(shared: &Shared, region: usize, except: Option<Uuid>) -> Vec<Connection> {
-    shared.regions.get(region).map_or_else(Vec::new, |r| {
-        r.world()
-            .viewers
-            .iter()
-            .filter(|(a, _)| Some(**a) != except)
-            .map(|(_, c)| c.clone())
-            .collect()
-    })
+/// Whether `viewer`, having been shown `shown`, may see one more avatar besides its own.
+fn has_room(shown: &HashSet<u32>, own: Option<u32>, limit: usize) -> bool {
+    let others = shown.len() - usize::from(own.is_some_and(|id| shown.contains(&id)));
+    others < limit
 }
 
 /// Shows `agent_id`'s avatar, which just became root in the region, to the circuits there
-/// (its own gets it with the scene, or now when it already has the scene).
+/// that have room for it (its own gets it with the scene, or now when it already has it).
 pub(crate) fn appear(shared: &Shared, region: usize, agent_id: Uuid) {
     let Some(r) = shared.regions.get(region) else {
         return;
     };
-    let update = {
+    let (update, own_ids) = {
         let sessions = r.sessions();
         let Some(s) = sessions.get(&agent_id).filter(|s| s.root) else {
             return;
         };
-        full_update(s)
+        let own_ids: HashMap<Uuid, u32> = sessions
+            .values()
+            .map(|s| (s.agent_id, s.avatar_local_id))
+            .collect();
+        (full_update(s), own_ids)
     };
     let width = r.scene.size().width() as f32;
     let Ok(message) = objects::object_update(r.prepared.handle.0, 65535, &[update], width) else {
         return;
     };
-    for c in viewers_but(shared, region, None) {
-        // A full queue drops it, as OpenSim's does under load; the next scene send repairs.
+    let limit = shared.config.max_avatars_in_view;
+    let local_id = message.object_data[0].id;
+    let targets: Vec<Connection> = {
+        let mut world = r.world();
+        let World { viewers, shown, .. } = &mut *world;
+        viewers
+            .iter()
+            .filter_map(|(viewer, c)| {
+                let set = shown.entry(*viewer).or_default();
+                let own = own_ids.get(viewer).copied();
+                let room = *viewer == agent_id || has_room(set, own, limit);
+                (room && set.insert(local_id)).then(|| c.clone())
+            })
+            .collect()
+    };
+    for c in targets {
+        // A full queue drops it, as OpenSim's does under load.
         let _ = c.try_send(message.clone(), Reliability::Reliable);
     }
 }
 
-/// Removes the avatar with `local_id` from the views of the region's other circuits.
+/// Removes the avatar with `local_id` from the views of the region's circuits that were
+/// shown it.
 pub(crate) fn vanish(shared: &Shared, region: usize, agent_id: Uuid, local_id: u32) {
     let Ok(kill) = objects::kill_object(&[local_id]) else {
         return;
     };
-    for c in viewers_but(shared, region, Some(agent_id)) {
+    let Some(r) = shared.regions.get(region) else {
+        return;
+    };
+    let targets: Vec<Connection> = {
+        let mut world = r.world();
+        let World { viewers, shown, .. } = &mut *world;
+        viewers
+            .iter()
+            .filter(|(viewer, _)| {
+                **viewer != agent_id && shown.get_mut(*viewer).is_some_and(|s| s.remove(&local_id))
+            })
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    for c in targets {
         let _ = c.try_send(kill.clone(), Reliability::Reliable);
     }
 }

@@ -155,6 +155,11 @@ pub struct SimConfig {
     /// there is refused and a teleport there fails with OpenSim's "The region is full".
     /// `None`: no limit.
     pub agent_limit: Option<usize>,
+    /// Most other avatars one agent is shown (full update, then terse updates and its
+    /// removal): the first that arrive while it is there. Keeps a crowded region, such as a
+    /// bot swarm's, from sending every avatar to every agent (O(n²)); viewers set similar
+    /// limits on what they render. Default 64.
+    pub max_avatars_in_view: usize,
 }
 
 impl SimConfig {
@@ -177,6 +182,7 @@ impl SimConfig {
             asset_server: None,
             impairment: None,
             agent_limit: None,
+            max_avatars_in_view: 64,
         }
     }
 

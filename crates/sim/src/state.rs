@@ -5,7 +5,7 @@
 //! with its own seed capability, event queue and circuit. So every [`Region`] has its own map
 //! of [`Session`]s, all sharing the login's identity.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -226,6 +226,9 @@ pub(crate) struct World {
     pub motions: HashMap<u32, PrimMotion>,
     /// Circuits that have been sent the scene (they get object changes and periodic traffic).
     pub viewers: HashMap<Uuid, Connection>,
+    /// The avatars (local ids) each viewer has been shown, at most
+    /// [`SimConfig::max_avatars_in_view`] besides its own.
+    pub shown: HashMap<Uuid, HashSet<u32>>,
 }
 
 /// One region: its scene, UDP address and agents.
@@ -261,6 +264,7 @@ impl Region {
                 .collect(),
             motions: scene.motions.clone(),
             viewers: HashMap::new(),
+            shown: HashMap::new(),
         };
         Region {
             index,
@@ -498,7 +502,11 @@ impl Shared {
     pub fn remove(&self, region: usize, agent_id: Uuid) -> Option<Session> {
         let r = self.regions.get(region)?;
         let s = r.sessions().remove(&agent_id);
-        r.world().viewers.remove(&agent_id);
+        {
+            let mut world = r.world();
+            world.viewers.remove(&agent_id);
+            world.shown.remove(&agent_id);
+        }
         if let Some(s) = s.as_ref().filter(|s| s.root) {
             crate::avatars::vanish(self, region, agent_id, s.avatar_local_id);
         }

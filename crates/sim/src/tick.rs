@@ -185,44 +185,66 @@ fn viewers(shared: &Shared, region: usize) -> Vec<(Uuid, Connection)> {
     })
 }
 
-/// Sends the moving prims' terse updates and `avatars` to every circuit with the scene.
+/// Sends the moving prims' terse updates to every circuit with the scene, and each of
+/// `avatars` to the circuits that were shown that avatar.
 fn send_terse(shared: &Shared, region: usize, avatars: Vec<TerseUpdate>) {
     let Some(r) = shared.regions.get(region) else {
         return;
     };
     let t = shared.clock();
-    let (updates, viewers) = {
+    let handle = r.prepared.handle.0;
+    let messages = |updates: &[TerseUpdate]| -> Vec<_> {
+        updates
+            .chunks(TERSE_PER_MESSAGE)
+            .filter_map(|c| improved_terse_object_update(handle, 65535, c).ok())
+            .collect()
+    };
+    // Per circuit: the shared prim messages and its own avatar messages.
+    let (prim_messages, per_viewer) = {
         let world = r.world();
         if (world.motions.is_empty() && avatars.is_empty()) || world.viewers.is_empty() {
             return;
         }
-        let mut updates = avatars;
-        updates.extend(world.motions.iter().filter_map(|(id, m)| {
-            let p = world.prims.get(id)?;
-            let pose = m.pose(p, t);
-            Some(TerseUpdate {
-                local_id: p.local_id,
-                state: 0,
-                motion: Motion {
-                    position: pose.position,
-                    velocity: pose.velocity,
-                    rotation: pose.rotation,
-                    angular_velocity: pose.angular_velocity,
-                    ..Motion::default()
-                },
-                texture_entry: bytes::Bytes::new(),
+        let prims: Vec<TerseUpdate> = world
+            .motions
+            .iter()
+            .filter_map(|(id, m)| {
+                let p = world.prims.get(id)?;
+                let pose = m.pose(p, t);
+                Some(TerseUpdate {
+                    local_id: p.local_id,
+                    state: 0,
+                    motion: Motion {
+                        position: pose.position,
+                        velocity: pose.velocity,
+                        rotation: pose.rotation,
+                        angular_velocity: pose.angular_velocity,
+                        ..Motion::default()
+                    },
+                    texture_entry: bytes::Bytes::new(),
+                })
             })
-        }));
-        let viewers: Vec<Connection> = world.viewers.values().cloned().collect();
-        (updates, viewers)
+            .collect();
+        let per_viewer: Vec<(Connection, Vec<TerseUpdate>)> = world
+            .viewers
+            .iter()
+            .map(|(viewer, c)| {
+                let seen: Vec<TerseUpdate> = match world.shown.get(viewer) {
+                    Some(shown) if !avatars.is_empty() => avatars
+                        .iter()
+                        .filter(|a| shown.contains(&a.local_id))
+                        .cloned()
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (c.clone(), seen)
+            })
+            .collect();
+        (messages(&prims), per_viewer)
     };
-    let messages: Vec<_> = updates
-        .chunks(TERSE_PER_MESSAGE)
-        .filter_map(|c| improved_terse_object_update(r.prepared.handle.0, 65535, c).ok())
-        .collect();
-    for c in &viewers {
-        for m in &messages {
-            let _ = c.try_send(m.clone(), Reliability::Unreliable);
+    for (c, seen) in per_viewer {
+        for m in prim_messages.iter().cloned().chain(messages(&seen)) {
+            let _ = c.try_send(m, Reliability::Unreliable);
         }
     }
 }

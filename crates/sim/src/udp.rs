@@ -1,5 +1,6 @@
 //! The LLUDP side: one task per accepted circuit, per region.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -742,6 +743,7 @@ async fn send_scene(shared: &Shared, region: usize, agent_id: Uuid, conn: &Conne
     let messages = {
         let mut world = r.world();
         world.viewers.insert(agent_id, conn.clone());
+        world.shown.insert(agent_id, HashSet::new());
         let t = shared.clock();
         object_updates(
             shared,
@@ -755,7 +757,7 @@ async fn send_scene(shared: &Shared, region: usize, agent_id: Uuid, conn: &Conne
     };
     // After the registration above: an agent becoming root from here on reaches this circuit
     // through `avatars::appear`, one already root is in this snapshot.
-    let avatars = crate::avatars::snapshot(shared, region);
+    let avatars = crate::avatars::snapshot(shared, region, agent_id);
     for m in messages.into_iter().chain(avatars) {
         if conn.send(m, Reliability::Reliable).await.is_err() {
             return false;

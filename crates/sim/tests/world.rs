@@ -454,3 +454,59 @@ fn an_avatar_object_matches_opensims_in_the_session_capture() {
         sim.shutdown().await;
     });
 }
+
+/// With `max_avatars_in_view` 1, an agent is shown its own avatar and the first other one to
+/// arrive, not later ones; a departure is seen only by those shown it.
+#[test]
+fn each_agent_is_shown_at_most_max_avatars_in_view_others() {
+    run(90, async {
+        let mut config = SimConfig::new(Scene::default_demo());
+        for (f, l) in [("Aa", "One"), ("Bb", "Two"), ("Cc", "Three")] {
+            config.users.push(User::new(f, l, "pw"));
+        }
+        config.max_avatars_in_view = 1;
+        let sim = Sim::start(config).await.unwrap();
+        let prims = sim.scene().prims.len();
+        let mut viewers = Vec::new();
+        for (f, l) in [("Aa", "One"), ("Bb", "Two"), ("Cc", "Three")] {
+            let login = login(&sim, f, l, "pw").await;
+            let mut v = Viewer::connect(&sim, login).await;
+            v.until(|v| v.in_world(prims)).await;
+            viewers.push(v);
+        }
+        let avatars = |v: &Viewer| v.scene.avatars().count();
+        let ids: Vec<Uuid> = viewers.iter().map(|v| v.login.agent_id).collect();
+        // C's arrival was broadcast before its chat: once A hears the chat, A has seen all
+        // it will be shown of C.
+        viewers[2].say("here").await;
+        for v in &mut viewers[..2] {
+            v.wait_message(|m| matches!(m, Message::ChatFromSimulator(_)).then_some(()))
+                .await;
+        }
+        for v in &mut viewers {
+            v.until(|v| avatars(v) == 2).await;
+        }
+        let a = &viewers[0];
+        assert!(a.scene.local_id(&ids[0]).is_some() && a.scene.local_id(&ids[1]).is_some());
+        assert!(
+            a.scene.local_id(&ids[2]).is_none(),
+            "A was shown a third avatar"
+        );
+        let b = &viewers[1];
+        assert!(b.scene.local_id(&ids[0]).is_some() && b.scene.local_id(&ids[2]).is_none());
+        let c = &viewers[2];
+        assert!(c.scene.local_id(&ids[2]).is_some());
+
+        // B leaves: A, which was shown B, removes it.
+        let mut b = viewers.remove(1);
+        b.logout().await;
+        viewers[0]
+            .until(|v| v.scene.local_id(&ids[1]).is_none())
+            .await;
+        assert_eq!(avatars(&viewers[0]), 1);
+        for v in &mut viewers {
+            v.logout().await;
+        }
+        sim.shutdown().await;
+    });
+}
