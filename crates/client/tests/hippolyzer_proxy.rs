@@ -182,10 +182,9 @@ fn session(proxy: &Proxy) {
         config.http_proxy = Some(format!("http://{}", proxy.http));
         config.tap = Some(client_peers.clone());
         let client = Client::new(config).unwrap();
-        // Hippolyzer spots a login by a `/login.cgi` URL or by one exact XML prolog (without
-        // the `encoding` attribute our XML-RPC writer adds); the simulator ignores the query.
-        let uri = format!("{}?via=/login.cgi", sim.login_uri());
-        let params = LoginParams::builder(uri, "Test", "User", Password::new("secret"))
+        // Hippolyzer spots a login by a `/login.cgi` URL or by the viewer's exact first line
+        // (`<?xml version="1.0"?><methodCall>...`): this URL is `/`, so the body must match.
+        let params = LoginParams::builder(sim.login_uri(), "Test", "User", Password::new("secret"))
             .build()
             .unwrap();
         let s = client.login(&params).await.unwrap();

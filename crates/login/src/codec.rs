@@ -133,8 +133,25 @@ pub fn encode_xmlrpc_call(method: &str, members: BTreeMap<String, LoginValue>) -
     let mut out = Vec::with_capacity(2048);
     // Writing into a Vec cannot fail.
     let _ = request.write_as_xml(&mut out);
-    out
+    // Written as viewers write it: their prolog and no line breaks between tags. Tools that
+    // spot a login by its exact start (Hippolyzer's proxy does) then recognise ours. Text
+    // has its `<` and `>` escaped, so `>\n<` only ever joins two tags.
+    let body = out.strip_prefix(XMLRPC_CRATE_PROLOG).unwrap_or(&out);
+    let mut viewer = Vec::with_capacity(out.len());
+    viewer.extend_from_slice(VIEWER_PROLOG);
+    let mut rest = body.strip_prefix(b"\n").unwrap_or(body);
+    while let Some(at) = rest.windows(3).position(|w| w == b">\n<") {
+        viewer.extend_from_slice(&rest[..=at]);
+        rest = &rest[at + 2..];
+    }
+    viewer.extend_from_slice(rest);
+    viewer
 }
+
+/// The XML declaration the `xmlrpc` crate writes.
+const XMLRPC_CRATE_PROLOG: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?>"#;
+/// The XML declaration Second Life viewers write (the session capture's login request).
+const VIEWER_PROLOG: &[u8] = br#"<?xml version="1.0"?>"#;
 
 /// Writes an XML-RPC `methodResponse` whose value is a struct of `members` (for test and
 /// simulator servers).
@@ -342,6 +359,23 @@ fn from_xmlrpc(v: xmlrpc::Value) -> LoginValue {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn xmlrpc_request_starts_as_a_viewers_does() {
+        let mut m = BTreeMap::new();
+        m.insert("first".to_owned(), LoginValue::from("Test"));
+        // Line breaks and markup characters inside values survive.
+        m.insert("last".to_owned(), LoginValue::from("a>\n<b\n"));
+        let body = encode_xmlrpc_call("login_to_simulator", m.clone());
+        let want: &[u8] = b"<?xml version=\"1.0\"?><methodCall><methodName>login_to_simulator";
+        assert!(
+            body.starts_with(want),
+            "{}",
+            String::from_utf8_lossy(&body[..80.min(body.len())])
+        );
+        let (method, members) = decode_xmlrpc_call(&body).unwrap();
+        assert_eq!((method.as_str(), members), ("login_to_simulator", m));
+    }
 
     #[test]
     fn llsd_request_round_trips_and_keeps_types() {
