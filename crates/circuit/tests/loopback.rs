@@ -66,6 +66,24 @@ async fn acked(conn: &Connection, total: u64) {
     }
 }
 
+/// `each_way` numbered reliable messages each way at once between the client side `c` (which
+/// already sent one `UseCircuitCode`) and the server side `s`; each arrives exactly once and
+/// every one is acknowledged.
+async fn exchange_both_ways(c: &Connection, s: &Connection, each_way: u32) {
+    let ((got_by_server, got_by_client), _) = future::zip(
+        future::zip(receive(s, each_way as usize), receive(c, each_way as usize)),
+        future::zip(send_all(c, 0..each_way), send_all(s, 0..each_way)),
+    )
+    .await;
+    assert_eq!(got_by_server, (0..each_way).collect());
+    assert_eq!(got_by_client, (0..each_way).collect());
+    future::zip(
+        acked(c, u64::from(each_way) + 1),
+        acked(s, u64::from(each_way)),
+    )
+    .await;
+}
+
 #[test]
 fn two_circuits_exchange_100_000_reliable_messages() {
     const EACH_WAY: u32 = 50_000;
@@ -80,21 +98,7 @@ fn two_circuits_exchange_100_000_reliable_messages() {
             Some(Event::Message(Message::UseCircuitCode(m))) if m.circuit_code.code == 7
         ));
 
-        let ((got_by_server, got_by_client), _) = future::zip(
-            future::zip(
-                receive(&s, EACH_WAY as usize),
-                receive(&c, EACH_WAY as usize),
-            ),
-            future::zip(send_all(&c, 0..EACH_WAY), send_all(&s, 0..EACH_WAY)),
-        )
-        .await;
-        assert_eq!(got_by_server, (0..EACH_WAY).collect());
-        assert_eq!(got_by_client, (0..EACH_WAY).collect());
-        future::zip(
-            acked(&c, u64::from(EACH_WAY) + 1),
-            acked(&s, u64::from(EACH_WAY)),
-        )
-        .await;
+        exchange_both_ways(&c, &s, EACH_WAY).await;
         let cs = c.stats();
         assert_eq!(cs.delivered, u64::from(EACH_WAY));
         assert_eq!(s.stats().delivered, u64::from(EACH_WAY) + 1);
@@ -267,21 +271,7 @@ fn an_offloading_endpoint_and_a_plain_one_interoperate() {
             s.recv().await,
             Some(Event::Message(Message::UseCircuitCode(_)))
         ));
-        let ((got_by_server, got_by_client), _) = future::zip(
-            future::zip(
-                receive(&s, EACH_WAY as usize),
-                receive(&c, EACH_WAY as usize),
-            ),
-            future::zip(send_all(&c, 0..EACH_WAY), send_all(&s, 0..EACH_WAY)),
-        )
-        .await;
-        assert_eq!(got_by_server, (0..EACH_WAY).collect());
-        assert_eq!(got_by_client, (0..EACH_WAY).collect());
-        future::zip(
-            acked(&c, u64::from(EACH_WAY) + 1),
-            acked(&s, u64::from(EACH_WAY)),
-        )
-        .await;
+        exchange_both_ways(&c, &s, EACH_WAY).await;
         let (cs, ss) = (client.stats(), server.stats());
         // The plain side neither sends offloaded nor reads coalesced.
         assert_eq!(ss.datagrams_sent_offloaded, 0);

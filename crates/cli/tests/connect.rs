@@ -184,40 +184,17 @@ fn connect_writes_the_region_of_the_builtin_simulator() {
 
 #[test]
 fn unreachable_grid_is_one_clear_line_and_a_failure() {
-    let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bind one, then free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let result = osn()
-        .args([
-            "connect",
-            "--user",
-            "Some One",
-            "--password-env",
-            "OSN_TEST_PW",
-        ])
-        .arg("--grid")
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .arg("--out")
-        .arg(dir.path())
-        .env("OSN_TEST_PW", "x")
-        .output()
-        .unwrap();
-    assert!(!result.status.success());
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("osn: error:"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    connect_fails(&format!("http://127.0.0.1:{port}/"), "x", &[]);
 }
 
 #[test]
 fn wrong_password_is_refused_with_the_grids_reason() {
-    let dir = tempfile::tempdir().unwrap();
     let sim = smol::block_on(async {
         let mut config = opensim_sim::SimConfig::new(Scene::default_demo());
         config
@@ -225,27 +202,11 @@ fn wrong_password_is_refused_with_the_grids_reason() {
             .push(opensim_sim::User::new("Some", "One", "right"));
         opensim_sim::Sim::start(config).await.unwrap()
     });
-    let result = osn()
-        .args([
-            "connect",
-            "--user",
-            "Some One",
-            "--password-env",
-            "OSN_TEST_PW",
-        ])
-        .arg("--grid")
-        .arg(sim.login_uri())
-        .arg("--out")
-        .arg(dir.path())
-        .env("OSN_TEST_PW", "wrong")
-        .output()
-        .unwrap();
+    let line = connect_fails(&sim.login_uri(), "wrong", &[]);
     smol::block_on(sim.shutdown());
-    assert!(!result.status.success());
-    let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
-        stderr.contains("osn: error: login refused: wrong name or password"),
-        "{stderr}"
+        line.contains("osn: error: login refused: wrong name or password"),
+        "{line}"
     );
 }
 
