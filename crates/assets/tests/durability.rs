@@ -85,15 +85,18 @@ fn kill_9_during_burst(db: &str) {
         .map(|t| {
             let acked = acked.clone();
             std::thread::spawn(move || {
-                let mut c = Client::connect(addr);
+                let Ok(mut c) = Client::try_connect(addr) else {
+                    return;
+                };
                 for i in 0..100_000u64 {
                     let id = uuid_n(t << 32 | i);
                     let data = format!("payload {t}/{i}").into_bytes();
                     let Ok(r) = c.request("POST", "/assets/", &[], &asset_xml(&id, 7, "", &data))
                     else {
-                        match std::net::TcpStream::connect(addr) {
-                            Ok(_) => {
-                                c = Client::connect(addr);
+                        // The server may die between any two of these steps.
+                        match Client::try_connect(addr) {
+                            Ok(fresh) => {
+                                c = fresh;
                                 continue;
                             }
                             Err(_) => return, // server is gone

@@ -87,11 +87,16 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client {
+        Self::try_connect(addr).unwrap()
+    }
+
+    /// A connection, or the error when nothing listens (a server killed meanwhile).
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Ok(Client {
             r: BufReader::new(s),
-        }
+        })
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
