@@ -149,7 +149,7 @@ struct State {
     udp: Option<UdpImageClient>,
     udp_waiters: HashMap<Uuid, usize>,
     udp_results: HashMap<Uuid, UdpOutcome>,
-    closed_stats: opensim_circuit::Stats,
+    closed_stats: SessionStats,
 }
 
 impl State {
@@ -305,7 +305,7 @@ impl Session {
                 udp: None,
                 udp_waiters: HashMap::new(),
                 udp_results: HashMap::new(),
-                closed_stats: opensim_circuit::Stats::default(),
+                closed_stats: SessionStats::default(),
             }),
             changed: Notify::new(),
             update_now: Notify::new(),
@@ -834,21 +834,11 @@ impl Session {
     pub fn stats(&self) -> SessionStats {
         let shared = self.shared();
         let s = shared.lock();
-        let mut out = SessionStats::default();
-        let mut add = |st: &opensim_circuit::Stats| {
-            out.bytes_out += st.bytes_sent;
-            out.bytes_in += st.bytes_received;
-            out.packets_out += st.sent;
-            out.packets_in += st.received;
-            out.resends += st.resent;
-            out.gave_up += st.given_up;
-            out.duplicates += st.duplicates;
-        };
-        add(&s.closed_stats);
+        // Closed children's counters, then the listed circuits'.
+        let mut out = s.closed_stats.clone();
         let mut open = 0;
         for r in std::iter::once(&s.main).chain(s.children.iter()) {
-            // Listed circuits are counted here; unlisted (closed children) in `closed_stats`.
-            add(&r.conn.stats());
+            out.add_circuit(&r.conn.stats());
             if !r.conn.is_closed() {
                 open += 1;
             }
@@ -1534,15 +1524,7 @@ impl Shared {
                 }
             } else {
                 // A child leaves the list: keep its counters.
-                let st = conn.stats();
-                let acc = &mut s.closed_stats;
-                acc.bytes_sent += st.bytes_sent;
-                acc.bytes_received += st.bytes_received;
-                acc.sent += st.sent;
-                acc.received += st.received;
-                acc.resent += st.resent;
-                acc.given_up += st.given_up;
-                acc.duplicates += st.duplicates;
+                s.closed_stats.add_circuit(&conn.stats());
                 s.children.retain(|c| c.addr() != addr);
                 None
             }

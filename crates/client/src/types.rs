@@ -216,3 +216,16 @@ pub struct SessionStats {
     /// Session events dropped because the reader was behind.
     pub events_dropped: u64,
 }
+
+impl SessionStats {
+    /// Adds one circuit's counters.
+    pub(crate) fn add_circuit(&mut self, st: &opensim_circuit::Stats) {
+        self.bytes_out += st.bytes_sent;
+        self.bytes_in += st.bytes_received;
+        self.packets_out += st.sent;
+        self.packets_in += st.received;
+        self.resends += st.resent;
+        self.gave_up += st.given_up;
+        self.duplicates += st.duplicates;
+    }
+}
