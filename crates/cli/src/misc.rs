@@ -118,24 +118,26 @@ pub struct SayArgs {
     text: String,
 }
 
-/// Logs in with no subsystems and waits for the region.
-async fn join(account: &Account, subsystems: Subsystems) -> Result<(Target, Session), CliError> {
+/// Logs in with `subsystems`, waits for the region, runs `f` on the session, logs out, and
+/// stops the built-in simulator when one was started; `f`'s error, or the first one met.
+async fn with_session(
+    account: &Account,
+    subsystems: Subsystems,
+    f: impl AsyncFnOnce(&Session) -> Result<(), CliError>,
+) -> Result<(), CliError> {
     let (target, params) = account.resolve().await?;
     let mut config = ClientConfig::new();
     config.subsystems = subsystems;
-    let session = async {
+    let result = async {
         let session = Client::new(config)?.login(&params).await?;
         session.wait_region_ready().await?;
-        Ok::<_, CliError>(session)
+        f(&session).await?;
+        session.logout().await?;
+        Ok::<_, CliError>(())
     }
     .await;
-    match session {
-        Ok(s) => Ok((target, s)),
-        Err(e) => {
-            target.shutdown().await;
-            Err(e)
-        }
-    }
+    target.shutdown().await;
+    result
 }
 
 /// Runs `osn say`: the text is said, and the simulator's echo of it awaited (a few seconds).
@@ -143,13 +145,12 @@ async fn join(account: &Account, subsystems: Subsystems) -> Result<(Target, Sess
 /// # Errors
 /// Login refused, grid unreachable, disconnected.
 pub async fn say(args: SayArgs) -> Result<(), CliError> {
-    let (target, session) = join(&args.account, Subsystems::NONE).await?;
     let kind = if args.shout {
         ChatKind::Shout
     } else {
         ChatKind::Normal
     };
-    let result = async {
+    with_session(&args.account, Subsystems::NONE, async |session| {
         session.say(&args.text, args.channel, kind).await?;
         if args.channel == 0 {
             let me = session.agent_id();
@@ -175,12 +176,9 @@ pub async fn say(args: SayArgs) -> Result<(), CliError> {
                 tracing::warn!("the simulator did not echo the chat back");
             }
         }
-        session.logout().await?;
-        Ok::<_, CliError>(())
-    }
-    .await;
-    target.shutdown().await;
-    result
+        Ok(())
+    })
+    .await
 }
 
 /// Arguments of `osn texture`.
@@ -206,8 +204,7 @@ pub struct TextureArgs {
 /// # Errors
 /// Login refused, texture missing or undecodable, output not writable.
 pub async fn texture(args: TextureArgs) -> Result<(), CliError> {
-    let (target, session) = join(&args.account, Subsystems::NONE).await?;
-    let result = async {
+    with_session(&args.account, Subsystems::NONE, async |session| {
         let img = session
             .texture(args.id, args.level, args.via.into())
             .await?;
@@ -221,12 +218,9 @@ pub async fn texture(args: TextureArgs) -> Result<(), CliError> {
             img.j2k.len(),
             args.out.display()
         );
-        session.logout().await?;
-        Ok::<_, CliError>(())
-    }
-    .await;
-    target.shutdown().await;
-    result
+        Ok(())
+    })
+    .await
 }
 
 /// Arguments of `osn sim`.
