@@ -6,8 +6,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{Viewer, fetch_udp, login, run};
-use opensim_caps::CapsClient;
+use common::{Viewer, fetch_udp, login, run, texture_cap};
 use opensim_sim::{DEMO_TEXTURES, PLYWOOD, Scene, Sim, SimConfig, User};
 use opensim_textures::decode::{DecodeOptions, decode_rgba8, decode_rgba8_with};
 use opensim_textures::udp::{ImageRequest, Target, UdpEvent};
@@ -129,12 +128,7 @@ fn a_viewer_fetches_the_textures_it_sees_over_http_and_udp() {
         let want = config.scene.clone();
         let sim = Sim::start(config).await.unwrap();
         let login = login(&sim, "Test", "User", "secret").await;
-        let caps = CapsClient::new()
-            .unwrap()
-            .request_capabilities(&login.seed_capability, &["GetTexture"])
-            .await
-            .unwrap();
-        let cap = caps.get_texture().unwrap().to_owned();
+        let cap = texture_cap(&login).await;
         let mut v = Viewer::connect(&sim, login).await;
         v.until(|v| v.in_world(want.prims.len())).await;
 

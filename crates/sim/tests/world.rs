@@ -6,10 +6,9 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Viewer, fetch_udp, login, run, wait_for};
+use common::{Viewer, fetch_udp, login, run, texture_cap, wait_for};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glam::{Quat, Vec3};
-use opensim_caps::CapsClient;
 use opensim_circuit::Reliability;
 use opensim_messages::{
     AgentThrottle, AgentUpdate, ImprovedInstantMessage, Message, agent_throttle, agent_update,
@@ -59,12 +58,7 @@ fn textures_over_udp_match_http_and_unknown_ids_are_not_in_database() {
         }
         let sim = Sim::start(config(scene)).await.unwrap();
         let login = login(&sim, "Test", "User", "secret").await;
-        let caps = CapsClient::new()
-            .unwrap()
-            .request_capabilities(&login.seed_capability, &["GetTexture"])
-            .await
-            .unwrap();
-        let tex = caps.get_texture().unwrap().to_owned();
+        let tex = texture_cap(&login).await;
         let path = &tex[tex.rfind('/').unwrap()..];
         let over_http = http_body(sim.udp_addr(), &format!("{path}?texture_id={blob_id}")).await;
         assert_eq!(over_http, blob);

@@ -36,6 +36,18 @@ pub async fn login(sim: &RunningSim, first: &str, last: &str, pw: &str) -> Login
     LoginClient::new().unwrap().login(&params).await.unwrap()
 }
 
+/// The `GetTexture` capability URL the login's seed grants.
+pub async fn texture_cap(login: &LoginResponse) -> String {
+    opensim_caps::CapsClient::new()
+        .unwrap()
+        .request_capabilities(&login.seed_capability, &["GetTexture"])
+        .await
+        .unwrap()
+        .get_texture()
+        .unwrap()
+        .to_owned()
+}
+
 /// Polls `cond` until it holds (a readiness wait, bounded by the test's guard).
 pub async fn wait_for(mut cond: impl FnMut() -> bool) {
     while !cond() {
