@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use opensim_messages::{
-    AgentThrottle, CompletePingCheck, Message, PacketAck, StartPingCheck, TestMessage,
+    AgentThrottle, Blocks, CompletePingCheck, Message, PacketAck, StartPingCheck, TestMessage,
     agent_throttle, complete_ping_check, packet_ack, start_ping_check,
 };
 use opensim_packet::{FLAG_ACKS, FLAG_RELIABLE, FLAG_RESENT, Packet};
@@ -262,13 +262,13 @@ fn in_flight_window_holds_back_reliable_but_not_unreliable() {
     // The unreliable one waits behind the reliable ones of its category (FIFO).
     assert_eq!(drain(&mut c, t0).len(), 0);
     let ack = Packet::new(PacketAck {
-        packets: vec![packet_ack::Packets { id: 1 }],
+        packets: Blocks::one(packet_ack::Packets { id: 1 }),
     });
     c.handle_datagram(t0 + ms(5), ack.to_bytes().unwrap());
     assert_eq!(drain(&mut c, t0 + ms(5)).len(), 1);
     // Acking the newest does not open the window: it is counted from the oldest unacked.
     let ack = Packet::new(PacketAck {
-        packets: vec![packet_ack::Packets { id: 5 }],
+        packets: Blocks::one(packet_ack::Packets { id: 5 }),
     });
     c.handle_datagram(t0 + ms(6), ack.to_bytes().unwrap());
     assert_eq!(drain(&mut c, t0 + ms(6)).len(), 0);
@@ -505,7 +505,8 @@ fn sequence_numbers_wrap_at_2_pow_24_and_acks_still_match() {
     let ack = Packet::new(PacketAck {
         packets: [2, 0x00FF_FFFF, 0x01FF_FFFF]
             .map(|id| packet_ack::Packets { id })
-            .to_vec(),
+            .to_vec()
+            .into(),
     });
     c.handle_datagram(t0 + ms(1), ack.to_bytes().unwrap());
     let s = c.stats();
@@ -608,7 +609,7 @@ fn fuzz_entry_survives_hostile_inputs() {
     ];
     let mut ok = BytesMut::new();
     let mut p = Packet::new(PacketAck {
-        packets: vec![packet_ack::Packets { id: 1 }; 3],
+        packets: vec![packet_ack::Packets { id: 1 }; 3].into(),
     });
     p.reliable = true;
     p.acks = opensim_packet::Acks::from_ids(&[1, 2, 3]);

@@ -4,6 +4,8 @@
 use std::net::Ipv4Addr;
 
 use bytes::{BufMut, Bytes};
+
+use crate::Blocks;
 use glam::{DVec3, Quat, Vec3, Vec4};
 use uuid::Uuid;
 
@@ -322,6 +324,33 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads a Variable block whose instances are all `N` bytes, with one bounds check for
+    /// them all; errors and an absent trailing count are as for [`Reader::blocks`].
+    pub fn fixed_blocks<const N: usize, T>(
+        &mut self,
+        decode: impl Fn(&[u8; N]) -> T,
+    ) -> Result<Blocks<T>, DecodeError> {
+        if self.pos == self.buf.len() {
+            self.omitted_blocks = self.omitted_blocks.saturating_add(1);
+            return Ok(Blocks::new());
+        }
+        let at = self.pos;
+        let count = usize::from(self.u8()?);
+        let needed = count * N;
+        let bytes = self.take(needed).map_err(|_| DecodeError::CountTooLarge {
+            at,
+            count,
+            needed,
+            available: self.buf.len() - self.pos,
+        })?;
+        let (runs, _) = bytes.as_chunks::<N>();
+        Ok(match runs {
+            [] => Blocks::new(),
+            [one] => Blocks::one(decode(one)),
+            _ => runs.iter().map(decode).collect::<Vec<T>>().into(),
+        })
+    }
+
     /// Reads a Variable block: a count, then that many instances of at least `min_size` bytes.
     ///
     /// A count missing at the very end of the body reads as zero (senders drop empty trailing
@@ -330,10 +359,10 @@ impl<'a> Reader<'a> {
         &mut self,
         min_size: usize,
         mut decode: impl FnMut(&mut Self) -> Result<T, DecodeError>,
-    ) -> Result<Vec<T>, DecodeError> {
+    ) -> Result<Blocks<T>, DecodeError> {
         if self.pos == self.buf.len() {
             self.omitted_blocks = self.omitted_blocks.saturating_add(1);
-            return Ok(Vec::new());
+            return Ok(Blocks::new());
         }
         let at = self.pos;
         let count = usize::from(self.u8()?);
@@ -347,11 +376,18 @@ impl<'a> Reader<'a> {
                 available,
             });
         }
-        let mut out = Vec::with_capacity(count);
-        for _ in 0..count {
-            out.push(decode(self)?);
+        match count {
+            0 => Ok(Blocks::new()),
+            // The usual case, held inline: no allocation.
+            1 => Ok(Blocks::one(decode(self)?)),
+            _ => {
+                let mut out = Vec::with_capacity(count);
+                for _ in 0..count {
+                    out.push(decode(self)?);
+                }
+                Ok(out.into())
+            }
         }
-        Ok(out)
     }
 }
 
@@ -578,6 +614,30 @@ mod tests {
         let mut r = Reader::new(&[200, 0, 0, 0]);
         let e = r.blocks(16, |r| r.uuid()).unwrap_err();
         assert!(matches!(e, DecodeError::CountTooLarge { count: 200, .. }));
+    }
+
+    #[test]
+    fn fixed_blocks_read_exactly_as_blocks_do() {
+        let from_run = |b: &[u8; 4]| u32::from_le_bytes(*b);
+        let inputs: [&[u8]; 7] = [
+            &[],
+            &[0],
+            &[0, 9],
+            &[1, 1, 2, 3, 4, 5],
+            &[3, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0],
+            &[3, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0],
+            &[255, 1, 2, 3],
+        ];
+        for input in inputs {
+            let (mut a, mut b) = (Reader::new(input), Reader::new(input));
+            let fixed = a.fixed_blocks::<4, _>(from_run);
+            let general = b.blocks(4, |r| r.u32());
+            assert_eq!(fixed, general, "{input:?}");
+            assert_eq!(a.position(), b.position(), "{input:?}");
+            assert_eq!(a.omitted_blocks(), b.omitted_blocks(), "{input:?}");
+        }
+        let mut r = Reader::new(&[2, 7, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(r.fixed_blocks::<4, _>(from_run).unwrap(), [7, 8]);
     }
 
     #[test]

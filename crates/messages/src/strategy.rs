@@ -84,6 +84,6 @@ pub fn array<T: Arbitrary + Default + 'static, const N: usize>() -> impl Strateg
 }
 
 /// The instances of a Variable block: up to 4, which keeps random packets small.
-pub fn blocks<T: Arbitrary + 'static>() -> impl Strategy<Value = Vec<T>> {
-    proptest::collection::vec(any::<T>(), 0..=4)
+pub fn blocks<T: Arbitrary + 'static>() -> impl Strategy<Value = crate::Blocks<T>> {
+    proptest::collection::vec(any::<T>(), 0..=4).prop_map(|v| v.into_iter().collect())
 }

@@ -58,18 +58,32 @@ fn first(name: &str) -> &'static [u8] {
         .1
 }
 
+/// Every message type of the session capture.
 const TYPES: &[&str] = &[
-    "PacketAck",
-    "StartPingCheck",
-    "CompletePingCheck",
+    "AgentMovementComplete",
+    "AgentThrottle",
     "AgentUpdate",
-    "ImprovedTerseObjectUpdate",
-    "ObjectUpdate",
-    "LayerData",
-    "RegionHandshake",
-    "SimStats",
-    "ParcelOverlay",
+    "AvatarAnimation",
+    "AvatarAppearance",
     "ChatFromSimulator",
+    "ChatFromViewer",
+    "CoarseLocationUpdate",
+    "CompleteAgentMovement",
+    "CompletePingCheck",
+    "ImprovedTerseObjectUpdate",
+    "LayerData",
+    "LogoutReply",
+    "LogoutRequest",
+    "ObjectUpdate",
+    "PacketAck",
+    "ParcelOverlay",
+    "ParcelPropertiesRequest",
+    "RegionHandshake",
+    "RegionHandshakeReply",
+    "SimStats",
+    "SimulatorViewerTimeMessage",
+    "StartPingCheck",
+    "UseCircuitCode",
 ];
 
 #[divan::bench(args = TYPES)]

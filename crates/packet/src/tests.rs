@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use opensim_messages::{PacketAck, StartPingCheck, packet_ack, start_ping_check};
+use opensim_messages::{Blocks, PacketAck, StartPingCheck, packet_ack, start_ping_check};
 
 fn ping() -> Message {
     StartPingCheck {
@@ -28,7 +28,7 @@ fn header_layout_and_flags() {
 #[test]
 fn appended_acks_are_big_endian_and_packet_ack_ids_little_endian() {
     let ack = PacketAck {
-        packets: vec![packet_ack::Packets { id: 0x0A0B_0C0D }],
+        packets: Blocks::one(packet_ack::Packets { id: 0x0A0B_0C0D }),
     };
     let mut p = Packet::new(ack);
     p.acks = Acks::from_ids(&[0x0102_0304]);

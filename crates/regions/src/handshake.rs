@@ -312,7 +312,7 @@ impl RegionHandshake {
                 product_sku: string_field("ProductSKU", &self.product_sku)?,
                 product_name: string_field("ProductName", &self.product_name)?,
             },
-            region_info4,
+            region_info4: region_info4.into(),
         })
     }
 }

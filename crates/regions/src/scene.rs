@@ -355,7 +355,7 @@ pub fn request_objects(
                 agent_id,
                 session_id,
             },
-            object_data: c.to_vec(),
+            object_data: c.to_vec().into(),
         })
         .collect()
 }
@@ -803,7 +803,7 @@ impl Scene {
                 agent_id,
                 session_id,
             },
-            object_data: missing,
+            object_data: missing.into(),
         })
     }
 }

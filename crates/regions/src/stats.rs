@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use glam::Vec3;
-use opensim_messages::{CoarseLocationUpdate, coarse_location_update, sim_stats};
+use opensim_messages::{Blocks, CoarseLocationUpdate, coarse_location_update, sim_stats};
 use uuid::Uuid;
 
 use crate::error::{Error, PeerFault};
@@ -220,9 +220,9 @@ impl SimStats {
             region_info: self
                 .region_flags_extended
                 .map(|f| {
-                    vec![sim_stats::RegionInfo {
+                    Blocks::one(sim_stats::RegionInfo {
                         region_flags_extended: f,
-                    }]
+                    })
                 })
                 .unwrap_or_default(),
         })

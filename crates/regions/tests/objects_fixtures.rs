@@ -161,7 +161,7 @@ fn object_updates_decode_and_reencode_byte_for_byte() {
             d.width,
         )
         .unwrap();
-        assert_eq!(&again, m);
+        assert_eq!(&again, &**m);
     }
     // One per login, one after the teleport.
     assert_eq!(avatars, 6);

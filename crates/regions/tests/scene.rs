@@ -297,7 +297,8 @@ fn cached_probes_ask_only_for_what_is_missing() {
             entry(2, 5),
             entry(3, 6),
             entry(4, 7),
-        ],
+        ]
+        .into(),
     };
     let mut asked = Vec::new();
     let r = scene

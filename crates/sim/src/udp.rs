@@ -12,11 +12,11 @@ use opensim_circuit::{Category, Connection, Endpoint, Event, Reliability};
 use opensim_llsd::{Map, Value};
 use opensim_messages::codec;
 use opensim_messages::{
-    AgentMovementComplete, ChatFromSimulator, DisableSimulator, ImprovedInstantMessage, LayerData,
-    LogoutReply, Message, SimulatorViewerTimeMessage, TeleportFailed, TeleportLocal, TeleportStart,
-    agent_movement_complete as amc, chat_from_simulator, improved_instant_message, layer_data,
-    logout_reply, simulator_viewer_time_message as svt, teleport_failed, teleport_local,
-    teleport_start,
+    AgentMovementComplete, Blocks, ChatFromSimulator, DisableSimulator, ImprovedInstantMessage,
+    LayerData, LogoutReply, Message, SimulatorViewerTimeMessage, TeleportFailed, TeleportLocal,
+    TeleportStart, agent_movement_complete as amc, chat_from_simulator, improved_instant_message,
+    layer_data, logout_reply, simulator_viewer_time_message as svt, teleport_failed,
+    teleport_local, teleport_start,
 };
 use opensim_regions::objects;
 use opensim_textures::udp::ImageSender;
@@ -297,9 +297,9 @@ async fn circuit(shared: Arc<Shared>, region: usize, conn: Connection) {
                         agent_id,
                         session_id,
                     },
-                    inventory_data: vec![logout_reply::InventoryData {
+                    inventory_data: Blocks::one(logout_reply::InventoryData {
                         item_id: Uuid::nil(),
-                    }],
+                    }),
                 };
                 let _ = conn.send(reply, Reliability::Reliable).await;
                 logged_out = true;
@@ -502,7 +502,7 @@ async fn fail_teleport(conn: &Connection, agent_id: Uuid, reason: &str) -> bool 
             agent_id,
             reason: nul(reason),
         },
-        alert_info: Vec::new(),
+        alert_info: Blocks::new(),
     };
     conn.send(m, Reliability::Reliable).await.is_ok()
 }

@@ -123,13 +123,24 @@ fn message_size(m: &MessageDef) -> usize {
                 size += usize::from(n) * bsize;
                 align = align.max(balign);
             }
+            // `Blocks<T>` holds one instance inline: an instance of up to 16 bytes fits beside
+            // the `Vec`'s niche; a larger one adds a tag word to its own size.
             BlockKind::Variable => {
-                size += 24;
-                align = align.max(8);
+                size += if bsize <= 16 {
+                    24
+                } else {
+                    bsize + balign.max(8)
+                };
+                align = align.max(balign).max(8);
             }
         }
     }
     size.div_ceil(align) * align
+}
+
+/// Whether the block's instances are built from one fixed-size run of bytes (`from_run`).
+fn has_run_decoder(b: &BlockDef) -> bool {
+    !b.fields.is_empty() && b.is_fixed_size()
 }
 
 /// Whether the `Message` variant of `m` holds it in a `Box`.
@@ -334,7 +345,11 @@ pub fn generate(template: &Template) -> Vec<GeneratedFile> {
             out,
             "use crate::codec::{{{codec}DecodeError, EncodeError, Reader, Visitor}};"
         );
-        out.push_str("use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};\n");
+        let blocks = if counts { "Blocks, " } else { "" };
+        let _ = writeln!(
+            out,
+            "use crate::{{{blocks}Deprecation, Frequency, MessageId, MessageType, Trust}};"
+        );
         for m in messages {
             out.push('\n');
             gen_message(&mut out, m);
@@ -377,7 +392,7 @@ fn block_field_type(m: &MessageDef, b: &BlockDef) -> String {
     match b.kind {
         BlockKind::Single => t,
         BlockKind::Multiple(n) => format!("[{t}; {n}]"),
-        BlockKind::Variable => format!("Vec<{t}>"),
+        BlockKind::Variable => format!("Blocks<{t}>"),
     }
 }
 
@@ -401,10 +416,20 @@ fn gen_message(out: &mut String, m: &MessageDef) {
         });
         let codec = if helpers { "self, " } else { "" };
         let value = if fields { "FieldValue, " } else { "" };
+        // Only a block with a `decode` of its own reads through a `Reader`.
+        let reads = m
+            .blocks
+            .iter()
+            .any(|b| b.kind != BlockKind::Variable || !has_run_decoder(b));
+        let (error, reader) = if reads {
+            ("DecodeError, ", "Reader, ")
+        } else {
+            ("", "")
+        };
         out.push_str("    use bytes::BufMut;\n\n");
         let _ = writeln!(
             out,
-            "    use crate::codec::{{{codec}DecodeError, EncodeError, {value}Reader, Visitor}};"
+            "    use crate::codec::{{{codec}{error}EncodeError, {value}{reader}Visitor}};"
         );
         for b in &m.blocks {
             out.push('\n');
@@ -504,6 +529,10 @@ fn gen_message(out: &mut String, m: &MessageDef) {
             let expr = match b.kind {
                 BlockKind::Single => format!("{path}::decode(r)?"),
                 BlockKind::Multiple(_) => format!("r.array({path}::decode)?"),
+                BlockKind::Variable if has_run_decoder(b) => format!(
+                    "r.fixed_blocks::<{}, _>({path}::from_run)?",
+                    b.min_instance_size()
+                ),
                 BlockKind::Variable => format!("r.blocks({path}::MIN_SIZE, {path}::decode)?"),
             };
             let _ = writeln!(out, "            {}: {expr},", snake(&b.name));
@@ -638,57 +667,91 @@ fn gen_block(out: &mut String, m: &MessageDef, b: &BlockDef) {
         b.min_instance_size()
     );
     let r = if b.fields.is_empty() { "_r" } else { "r" };
-    let _ = writeln!(
-        out,
-        "        pub(crate) fn decode({r}: &mut Reader<'_>) -> Result<Self, DecodeError> {{"
-    );
-    // Consecutive fixed-size fields are read as one run with a single bounds check; Variable
-    // fields in between are read in wire order into locals.
-    let mut exprs = Vec::new();
-    let mut run: Vec<&FieldDef> = Vec::new();
-    let mut runs = 0;
-    let flush = |out: &mut String,
-                 run: &mut Vec<&FieldDef>,
-                 runs: &mut usize,
-                 exprs: &mut Vec<(String, String)>| {
-        if run.is_empty() {
-            return;
-        }
-        let name = format!("b{runs}");
-        *runs += 1;
-        let sizes: Vec<String> = run
+    if has_run_decoder(b) {
+        // A block of fixed-size fields is built from its bytes alone, so that a Variable
+        // block of them is read with one bounds check for all its instances.
+        let sizes: Vec<String> = b
+            .fields
             .iter()
             .filter_map(|f| f.ty.fixed_size())
             .map(|n| n.to_string())
             .collect();
-        let total: usize = run.iter().filter_map(|f| f.ty.fixed_size()).sum();
+        // A Variable block of them only ever decodes through `Reader::fixed_blocks`.
+        if b.kind != BlockKind::Variable {
+            let _ = writeln!(
+                out,
+                "        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {{\n            Ok(Self::from_run(r.fixed_run::<{fixed}>(&[{}])?))\n        }}\n",
+                sizes.join(", ")
+            );
+        }
         let _ = writeln!(
             out,
-            "            let {name} = r.fixed_run::<{total}>(&[{}])?;",
-            sizes.join(", ")
+            "        #[inline(always)]\n        pub(crate) fn from_run(b0: &[u8; {fixed}]) -> Self {{\n            Self {{"
         );
         let mut at = 0;
-        for f in run.drain(..) {
-            exprs.push((snake(&f.name), run_expr(f.ty, &name, at)));
+        for f in &b.fields {
+            let _ = writeln!(
+                out,
+                "                {}: {},",
+                snake(&f.name),
+                run_expr(f.ty, "b0", at)
+            );
             at += f.ty.fixed_size().unwrap_or(0);
         }
-    };
-    for f in &b.fields {
-        if f.ty.fixed_size().is_some() {
-            run.push(f);
-        } else {
-            flush(out, &mut run, &mut runs, &mut exprs);
-            let local = format!("v_{}", snake(&f.name));
-            let _ = writeln!(out, "            let {local} = {};", read_call(f.ty));
-            exprs.push((snake(&f.name), local));
+        out.push_str("            }\n        }\n\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "        pub(crate) fn decode({r}: &mut Reader<'_>) -> Result<Self, DecodeError> {{"
+        );
+        // Consecutive fixed-size fields are read as one run with a single bounds check; Variable
+        // fields in between are read in wire order into locals.
+        let mut exprs = Vec::new();
+        let mut run: Vec<&FieldDef> = Vec::new();
+        let mut runs = 0;
+        let flush = |out: &mut String,
+                     run: &mut Vec<&FieldDef>,
+                     runs: &mut usize,
+                     exprs: &mut Vec<(String, String)>| {
+            if run.is_empty() {
+                return;
+            }
+            let name = format!("b{runs}");
+            *runs += 1;
+            let sizes: Vec<String> = run
+                .iter()
+                .filter_map(|f| f.ty.fixed_size())
+                .map(|n| n.to_string())
+                .collect();
+            let total: usize = run.iter().filter_map(|f| f.ty.fixed_size()).sum();
+            let _ = writeln!(
+                out,
+                "            let {name} = r.fixed_run::<{total}>(&[{}])?;",
+                sizes.join(", ")
+            );
+            let mut at = 0;
+            for f in run.drain(..) {
+                exprs.push((snake(&f.name), run_expr(f.ty, &name, at)));
+                at += f.ty.fixed_size().unwrap_or(0);
+            }
+        };
+        for f in &b.fields {
+            if f.ty.fixed_size().is_some() {
+                run.push(f);
+            } else {
+                flush(out, &mut run, &mut runs, &mut exprs);
+                let local = format!("v_{}", snake(&f.name));
+                let _ = writeln!(out, "            let {local} = {};", read_call(f.ty));
+                exprs.push((snake(&f.name), local));
+            }
         }
+        flush(out, &mut run, &mut runs, &mut exprs);
+        out.push_str("            Ok(Self {\n");
+        for (name, expr) in &exprs {
+            let _ = writeln!(out, "                {name}: {expr},");
+        }
+        out.push_str("            })\n        }\n\n");
     }
-    flush(out, &mut run, &mut runs, &mut exprs);
-    out.push_str("            Ok(Self {\n");
-    for (name, expr) in &exprs {
-        let _ = writeln!(out, "                {name}: {expr},");
-    }
-    out.push_str("            })\n        }\n\n");
 
     let w = if b.fields.is_empty() { "_w" } else { "w" };
     let _ = writeln!(

@@ -36,7 +36,9 @@ fn small_template_generates_the_expected_code() {
     // What the generator promises about names and shapes.
     assert!(actual.contains("pub struct StartPingCheck {"));
     assert!(actual.contains("pub numbers: [everything::Numbers; 2],"));
-    assert!(actual.contains("pub net: Vec<everything::Net>,"));
+    assert!(actual.contains("pub net: Blocks<everything::Net>,"));
+    // A Variable block of fixed-size fields is read with one bounds check for all instances.
+    assert!(actual.contains("r.fixed_blocks::<"));
     // Messages over 128 bytes are boxed in the enum; small ones are held inline.
     assert!(actual.contains("    Everything(Box<Everything>),"));
     assert!(actual.contains("    StartPingCheck(StartPingCheck),"));

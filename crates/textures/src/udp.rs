@@ -512,7 +512,7 @@ impl UdpImageClient {
                 agent_id: self.agent_id,
                 session_id: self.session_id,
             },
-            request_image: blocks,
+            request_image: blocks.into(),
         })
     }
 

@@ -4,13 +4,13 @@
 use bytes::BufMut;
 
 use crate::codec::{self, DecodeError, EncodeError, Reader, Visitor};
-use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
+use crate::{Blocks, Deprecation, Frequency, MessageId, MessageType, Trust};
 
 /// The blocks of [`PacketAck`].
 pub mod packet_ack {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `Packets` block of `PacketAck`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -23,11 +23,11 @@ pub mod packet_ack {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51,7 +51,7 @@ pub mod packet_ack {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PacketAck {
     /// The `Packets` block, 0 to 255 times.
-    pub packets: Vec<packet_ack::Packets>,
+    pub packets: Blocks<packet_ack::Packets>,
 }
 
 impl MessageType for PacketAck {
@@ -64,7 +64,7 @@ impl MessageType for PacketAck {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            packets: r.blocks(packet_ack::Packets::MIN_SIZE, packet_ack::Packets::decode)?,
+            packets: r.fixed_blocks::<4, _>(packet_ack::Packets::from_run)?,
         })
     }
 
@@ -118,11 +118,15 @@ pub mod open_circuit {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<6>(&[4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 ip: codec::ipaddr_at(b0, 0),
                 port: u16::from_be_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use crate::codec::{self, DecodeError, EncodeError, Reader, Visitor};
-use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
+use crate::{Blocks, Deprecation, Frequency, MessageId, MessageType, Trust};
 
 /// The blocks of [`StartPingCheck`].
 pub mod start_ping_check {
@@ -28,11 +28,15 @@ pub mod start_ping_check {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[1, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<5>(&[1, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 ping_id: b0[0],
                 oldest_unacked: u32::from_le_bytes(codec::at(b0, 1)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -111,8 +115,12 @@ pub mod complete_ping_check {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { ping_id: b0[0] })
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { ping_id: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -342,8 +350,14 @@ pub mod agent_update {
         pub const MIN_SIZE: usize = 114;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<114>(&[16, 16, 12, 12, 1, 12, 12, 12, 12, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<114>(&[
+                16, 16, 12, 12, 1, 12, 12, 12, 12, 4, 4, 1,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 114]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 body_rotation: codec::quat_at(b0, 32),
@@ -356,7 +370,7 @@ pub mod agent_update {
                 far: f32::from_le_bytes(codec::at(b0, 105)),
                 control_flags: u32::from_le_bytes(codec::at(b0, 109)),
                 flags: b0[113],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -463,11 +477,15 @@ pub mod agent_animation {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -499,12 +517,12 @@ pub mod agent_animation {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 start_anim: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -565,9 +583,9 @@ pub struct AgentAnimation {
     /// The `AgentData` block.
     pub agent_data: agent_animation::AgentData,
     /// The `AnimationList` block, 0 to 255 times.
-    pub animation_list: Vec<agent_animation::AnimationList>,
+    pub animation_list: Blocks<agent_animation::AnimationList>,
     /// The `PhysicalAvatarEventList` block, 0 to 255 times.
-    pub physical_avatar_event_list: Vec<agent_animation::PhysicalAvatarEventList>,
+    pub physical_avatar_event_list: Blocks<agent_animation::PhysicalAvatarEventList>,
 }
 
 impl MessageType for AgentAnimation {
@@ -581,10 +599,7 @@ impl MessageType for AgentAnimation {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_animation::AgentData::decode(r)?,
-            animation_list: r.blocks(
-                agent_animation::AnimationList::MIN_SIZE,
-                agent_animation::AnimationList::decode,
-            )?,
+            animation_list: r.fixed_blocks::<17, _>(agent_animation::AnimationList::from_run)?,
             physical_avatar_event_list: r.blocks(
                 agent_animation::PhysicalAvatarEventList::MIN_SIZE,
                 agent_animation::PhysicalAvatarEventList::decode,
@@ -661,11 +676,15 @@ pub mod agent_request_sit {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -698,11 +717,15 @@ pub mod agent_request_sit {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<28>(&[16, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<28>(&[16, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 28]) -> Self {
+            Self {
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 offset: codec::vec3_at(b0, 16),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -788,11 +811,15 @@ pub mod agent_sit {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -871,11 +898,15 @@ pub mod request_image {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -913,15 +944,15 @@ pub mod request_image {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 26;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<26>(&[16, 1, 4, 4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 26]) -> Self {
+            Self {
                 image: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 discard_level: i8::from_le_bytes([b0[16]]),
                 download_priority: f32::from_le_bytes(codec::at(b0, 17)),
                 packet: u32::from_le_bytes(codec::at(b0, 21)),
                 type_: b0[25],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -955,7 +986,7 @@ pub struct RequestImage {
     /// The `AgentData` block.
     pub agent_data: request_image::AgentData,
     /// The `RequestImage` block, 0 to 255 times.
-    pub request_image: Vec<request_image::RequestImage>,
+    pub request_image: Blocks<request_image::RequestImage>,
 }
 
 impl MessageType for RequestImage {
@@ -969,10 +1000,7 @@ impl MessageType for RequestImage {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_image::AgentData::decode(r)?,
-            request_image: r.blocks(
-                request_image::RequestImage::MIN_SIZE,
-                request_image::RequestImage::decode,
-            )?,
+            request_image: r.fixed_blocks::<26, _>(request_image::RequestImage::from_run)?,
         })
     }
 
@@ -1031,13 +1059,17 @@ pub mod image_data {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<23>(&[16, 1, 4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<23>(&[16, 1, 4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 23]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 codec: b0[16],
                 size: u32::from_le_bytes(codec::at(b0, 17)),
                 packets: u16::from_le_bytes(codec::at(b0, 21)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1157,11 +1189,15 @@ pub mod image_packet {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<18>(&[16, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<18>(&[16, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 18]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 packet: u16::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1275,8 +1311,12 @@ pub mod layer_data {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { type_: b0[0] })
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { type_: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1390,11 +1430,15 @@ pub mod object_update {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[8, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<10>(&[8, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1777,7 +1821,7 @@ pub struct ObjectUpdate {
     /// The `RegionData` block.
     pub region_data: object_update::RegionData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_update::ObjectData>,
+    pub object_data: Blocks<object_update::ObjectData>,
 }
 
 impl MessageType for ObjectUpdate {
@@ -1849,11 +1893,15 @@ pub mod object_update_compressed {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[8, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<10>(&[8, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1919,7 +1967,7 @@ pub struct ObjectUpdateCompressed {
     /// The `RegionData` block.
     pub region_data: object_update_compressed::RegionData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_update_compressed::ObjectData>,
+    pub object_data: Blocks<object_update_compressed::ObjectData>,
 }
 
 impl MessageType for ObjectUpdateCompressed {
@@ -1991,11 +2039,15 @@ pub mod object_update_cached {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[8, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<10>(&[8, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2029,13 +2081,13 @@ pub mod object_update_cached {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 12;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 id: u32::from_le_bytes(codec::at(b0, 0)),
                 crc: u32::from_le_bytes(codec::at(b0, 4)),
                 update_flags: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2066,7 +2118,7 @@ pub struct ObjectUpdateCached {
     /// The `RegionData` block.
     pub region_data: object_update_cached::RegionData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_update_cached::ObjectData>,
+    pub object_data: Blocks<object_update_cached::ObjectData>,
 }
 
 impl MessageType for ObjectUpdateCached {
@@ -2080,10 +2132,7 @@ impl MessageType for ObjectUpdateCached {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: object_update_cached::RegionData::decode(r)?,
-            object_data: r.blocks(
-                object_update_cached::ObjectData::MIN_SIZE,
-                object_update_cached::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<12, _>(object_update_cached::ObjectData::from_run)?,
         })
     }
 
@@ -2138,11 +2187,15 @@ pub mod improved_terse_object_update {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[8, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<10>(&[8, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 time_dilation: u16::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2208,7 +2261,7 @@ pub struct ImprovedTerseObjectUpdate {
     /// The `RegionData` block.
     pub region_data: improved_terse_object_update::RegionData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<improved_terse_object_update::ObjectData>,
+    pub object_data: Blocks<improved_terse_object_update::ObjectData>,
 }
 
 impl MessageType for ImprovedTerseObjectUpdate {
@@ -2264,7 +2317,7 @@ impl MessageType for ImprovedTerseObjectUpdate {
 pub mod kill_object {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ObjectData` block of `KillObject`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2277,11 +2330,11 @@ pub mod kill_object {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2305,7 +2358,7 @@ pub mod kill_object {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KillObject {
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<kill_object::ObjectData>,
+    pub object_data: Blocks<kill_object::ObjectData>,
 }
 
 impl MessageType for KillObject {
@@ -2318,10 +2371,7 @@ impl MessageType for KillObject {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            object_data: r.blocks(
-                kill_object::ObjectData::MIN_SIZE,
-                kill_object::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(kill_object::ObjectData::from_run)?,
         })
     }
 
@@ -2469,11 +2519,15 @@ pub mod send_xfer_packet {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[8, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[8, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 id: u64::from_le_bytes(codec::at(b0, 0)),
                 packet: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2589,11 +2643,15 @@ pub mod confirm_xfer_packet {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[8, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[8, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 id: u64::from_le_bytes(codec::at(b0, 0)),
                 packet: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2670,10 +2728,14 @@ pub mod avatar_animation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2703,12 +2765,12 @@ pub mod avatar_animation {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 anim_sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2738,11 +2800,11 @@ pub mod avatar_animation {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2801,11 +2863,11 @@ pub struct AvatarAnimation {
     /// The `Sender` block.
     pub sender: avatar_animation::Sender,
     /// The `AnimationList` block, 0 to 255 times.
-    pub animation_list: Vec<avatar_animation::AnimationList>,
+    pub animation_list: Blocks<avatar_animation::AnimationList>,
     /// The `AnimationSourceList` block, 0 to 255 times.
-    pub animation_source_list: Vec<avatar_animation::AnimationSourceList>,
+    pub animation_source_list: Blocks<avatar_animation::AnimationSourceList>,
     /// The `PhysicalAvatarEventList` block, 0 to 255 times.
-    pub physical_avatar_event_list: Vec<avatar_animation::PhysicalAvatarEventList>,
+    pub physical_avatar_event_list: Blocks<avatar_animation::PhysicalAvatarEventList>,
 }
 
 impl MessageType for AvatarAnimation {
@@ -2819,14 +2881,9 @@ impl MessageType for AvatarAnimation {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sender: avatar_animation::Sender::decode(r)?,
-            animation_list: r.blocks(
-                avatar_animation::AnimationList::MIN_SIZE,
-                avatar_animation::AnimationList::decode,
-            )?,
-            animation_source_list: r.blocks(
-                avatar_animation::AnimationSourceList::MIN_SIZE,
-                avatar_animation::AnimationSourceList::decode,
-            )?,
+            animation_list: r.fixed_blocks::<20, _>(avatar_animation::AnimationList::from_run)?,
+            animation_source_list: r
+                .fixed_blocks::<16, _>(avatar_animation::AnimationSourceList::from_run)?,
             physical_avatar_event_list: r.blocks(
                 avatar_animation::PhysicalAvatarEventList::MIN_SIZE,
                 avatar_animation::PhysicalAvatarEventList::decode,
@@ -2916,10 +2973,14 @@ pub mod avatar_sit_response {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2958,15 +3019,19 @@ pub mod avatar_sit_response {
         pub const MIN_SIZE: usize = 50;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<50>(&[1, 12, 12, 12, 12, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<50>(&[1, 12, 12, 12, 12, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 50]) -> Self {
+            Self {
                 auto_pilot: b0[0] != 0,
                 sit_position: codec::vec3_at(b0, 1),
                 sit_rotation: codec::quat_at(b0, 13),
                 camera_eye_offset: codec::vec3_at(b0, 25),
                 camera_at_offset: codec::vec3_at(b0, 37),
                 force_mouselook: b0[49] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3061,10 +3126,14 @@ pub mod camera_constraint {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 plane: codec::vec4_at(b0, 0),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3456,10 +3525,14 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 region_deny_age_unverified: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3491,10 +3564,14 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 region_allow_access_override: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3528,11 +3605,15 @@ pub mod parcel_properties {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<5>(&[4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 parcel_environment_version: i32::from_le_bytes(codec::at(b0, 0)),
                 region_allow_environment_override: b0[4] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3907,13 +3988,13 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 25;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<25>(&[16, 8, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 25]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_powers: u64::from_le_bytes(codec::at(b0, 16)),
                 accept_notices: b0[24] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3947,12 +4028,12 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 animation: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3982,11 +4063,11 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 granter_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4046,9 +4127,9 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 1;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { param_value: b0[0] })
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { param_value: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4078,12 +4159,12 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 2;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<2>(&[1, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 2]) -> Self {
+            Self {
                 agent_legacy_access: b0[0],
                 agent_max_access: b0[1],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4116,11 +4197,11 @@ pub mod child_agent_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4155,19 +4236,19 @@ pub struct ChildAgentUpdate {
     /// The `AgentData` block.
     pub agent_data: child_agent_update::AgentData,
     /// The `GroupData` block, 0 to 255 times.
-    pub group_data: Vec<child_agent_update::GroupData>,
+    pub group_data: Blocks<child_agent_update::GroupData>,
     /// The `AnimationData` block, 0 to 255 times.
-    pub animation_data: Vec<child_agent_update::AnimationData>,
+    pub animation_data: Blocks<child_agent_update::AnimationData>,
     /// The `GranterBlock` block, 0 to 255 times.
-    pub granter_block: Vec<child_agent_update::GranterBlock>,
+    pub granter_block: Blocks<child_agent_update::GranterBlock>,
     /// The `NVPairData` block, 0 to 255 times.
-    pub nv_pair_data: Vec<child_agent_update::NvPairData>,
+    pub nv_pair_data: Blocks<child_agent_update::NvPairData>,
     /// The `VisualParam` block, 0 to 255 times.
-    pub visual_param: Vec<child_agent_update::VisualParam>,
+    pub visual_param: Blocks<child_agent_update::VisualParam>,
     /// The `AgentAccess` block, 0 to 255 times.
-    pub agent_access: Vec<child_agent_update::AgentAccess>,
+    pub agent_access: Blocks<child_agent_update::AgentAccess>,
     /// The `AgentInfo` block, 0 to 255 times.
-    pub agent_info: Vec<child_agent_update::AgentInfo>,
+    pub agent_info: Blocks<child_agent_update::AgentInfo>,
 }
 
 impl MessageType for ChildAgentUpdate {
@@ -4181,34 +4262,16 @@ impl MessageType for ChildAgentUpdate {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_update::AgentData::decode(r)?,
-            group_data: r.blocks(
-                child_agent_update::GroupData::MIN_SIZE,
-                child_agent_update::GroupData::decode,
-            )?,
-            animation_data: r.blocks(
-                child_agent_update::AnimationData::MIN_SIZE,
-                child_agent_update::AnimationData::decode,
-            )?,
-            granter_block: r.blocks(
-                child_agent_update::GranterBlock::MIN_SIZE,
-                child_agent_update::GranterBlock::decode,
-            )?,
+            group_data: r.fixed_blocks::<25, _>(child_agent_update::GroupData::from_run)?,
+            animation_data: r.fixed_blocks::<32, _>(child_agent_update::AnimationData::from_run)?,
+            granter_block: r.fixed_blocks::<16, _>(child_agent_update::GranterBlock::from_run)?,
             nv_pair_data: r.blocks(
                 child_agent_update::NvPairData::MIN_SIZE,
                 child_agent_update::NvPairData::decode,
             )?,
-            visual_param: r.blocks(
-                child_agent_update::VisualParam::MIN_SIZE,
-                child_agent_update::VisualParam::decode,
-            )?,
-            agent_access: r.blocks(
-                child_agent_update::AgentAccess::MIN_SIZE,
-                child_agent_update::AgentAccess::decode,
-            )?,
-            agent_info: r.blocks(
-                child_agent_update::AgentInfo::MIN_SIZE,
-                child_agent_update::AgentInfo::decode,
-            )?,
+            visual_param: r.fixed_blocks::<1, _>(child_agent_update::VisualParam::from_run)?,
+            agent_access: r.fixed_blocks::<2, _>(child_agent_update::AgentAccess::from_run)?,
+            agent_info: r.fixed_blocks::<4, _>(child_agent_update::AgentInfo::from_run)?,
         })
     }
 
@@ -4357,13 +4420,17 @@ pub mod child_agent_alive {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<44>(&[8, 4, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<44>(&[8, 4, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 44]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 8)),
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 28)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4470,8 +4537,14 @@ pub mod child_agent_position_update {
         pub const MIN_SIZE: usize = 129;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<129>(&[8, 4, 16, 16, 12, 12, 12, 12, 12, 12, 12, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<129>(&[
+                8, 4, 16, 16, 12, 12, 12, 12, 12, 12, 12, 1,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 129]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 8)),
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
@@ -4484,7 +4557,7 @@ pub mod child_agent_position_update {
                 left_axis: codec::vec3_at(b0, 104),
                 up_axis: codec::vec3_at(b0, 116),
                 changed_grid: b0[128] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4589,11 +4662,15 @@ pub mod atomic_pass_object {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 attachment_needs_save: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4673,10 +4750,14 @@ pub mod generic_streaming_message {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<2>(&[2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<2>(&[2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 2]) -> Self {
+            Self {
                 method: u16::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4811,8 +4892,14 @@ pub mod sound_trigger {
         pub const MIN_SIZE: usize = 88;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<88>(&[16, 16, 16, 16, 8, 12, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(
+                r.fixed_run::<88>(&[16, 16, 16, 16, 8, 12, 4])?,
+            ))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 88]) -> Self {
+            Self {
                 sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
@@ -4820,7 +4907,7 @@ pub mod sound_trigger {
                 handle: u64::from_le_bytes(codec::at(b0, 64)),
                 position: codec::vec3_at(b0, 72),
                 gain: f32::from_le_bytes(codec::at(b0, 84)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4907,10 +4994,14 @@ pub mod object_animation {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4940,12 +5031,12 @@ pub mod object_animation {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 anim_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 anim_sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4974,7 +5065,7 @@ pub struct ObjectAnimation {
     /// The `Sender` block.
     pub sender: object_animation::Sender,
     /// The `AnimationList` block, 0 to 255 times.
-    pub animation_list: Vec<object_animation::AnimationList>,
+    pub animation_list: Blocks<object_animation::AnimationList>,
 }
 
 impl MessageType for ObjectAnimation {
@@ -4988,10 +5079,7 @@ impl MessageType for ObjectAnimation {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sender: object_animation::Sender::decode(r)?,
-            animation_list: r.blocks(
-                object_animation::AnimationList::MIN_SIZE,
-                object_animation::AnimationList::decode,
-            )?,
+            animation_list: r.fixed_blocks::<20, _>(object_animation::AnimationList::from_run)?,
         })
     }
 

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use crate::codec::{self, DecodeError, EncodeError, Reader, Visitor};
-use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
+use crate::{Blocks, Deprecation, Frequency, MessageId, MessageType, Trust};
 
 /// The blocks of [`TestMessage`].
 pub mod test_message {
@@ -24,10 +24,14 @@ pub mod test_message {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 test1: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60,12 +64,16 @@ pub mod test_message {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 test0: u32::from_le_bytes(codec::at(b0, 0)),
                 test1: u32::from_le_bytes(codec::at(b0, 4)),
                 test2: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -166,12 +174,16 @@ pub mod add_circuit_code {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[4, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[4, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 code: u32::from_le_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -259,12 +271,16 @@ pub mod use_circuit_code {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[4, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[4, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 code: u32::from_le_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -350,11 +366,15 @@ pub mod avatar_texture_update {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 textures_changed: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -427,11 +447,11 @@ pub mod avatar_texture_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 texture_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -459,9 +479,9 @@ pub struct AvatarTextureUpdate {
     /// The `AgentData` block.
     pub agent_data: avatar_texture_update::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<avatar_texture_update::WearableData>,
+    pub wearable_data: Blocks<avatar_texture_update::WearableData>,
     /// The `TextureData` block, 0 to 255 times.
-    pub texture_data: Vec<avatar_texture_update::TextureData>,
+    pub texture_data: Blocks<avatar_texture_update::TextureData>,
 }
 
 impl MessageType for AvatarTextureUpdate {
@@ -479,10 +499,7 @@ impl MessageType for AvatarTextureUpdate {
                 avatar_texture_update::WearableData::MIN_SIZE,
                 avatar_texture_update::WearableData::decode,
             )?,
-            texture_data: r.blocks(
-                avatar_texture_update::TextureData::MIN_SIZE,
-                avatar_texture_update::TextureData::decode,
-            )?,
+            texture_data: r.fixed_blocks::<16, _>(avatar_texture_update::TextureData::from_run)?,
         })
     }
 
@@ -550,10 +567,14 @@ pub mod simulator_map_update {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -634,12 +655,16 @@ pub mod simulator_set_map {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<28>(&[8, 4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<28>(&[8, 4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 28]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 type_: i32::from_le_bytes(codec::at(b0, 8)),
                 map_image: ::uuid::Uuid::from_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -843,11 +868,15 @@ pub mod simulator_ready {
         pub const MIN_SIZE: usize = 13;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<13>(&[1, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<13>(&[1, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 13]) -> Self {
+            Self {
                 has_telehub: b0[0] != 0,
                 telehub_pos: codec::vec3_at(b0, 1),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -988,11 +1017,11 @@ pub mod telehub_info {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 12;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 spawn_point_pos: codec::vec3_at(b0, 0),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1020,7 +1049,7 @@ pub struct TelehubInfo {
     /// The `TelehubBlock` block.
     pub telehub_block: telehub_info::TelehubBlock,
     /// The `SpawnPointBlock` block, 0 to 255 times.
-    pub spawn_point_block: Vec<telehub_info::SpawnPointBlock>,
+    pub spawn_point_block: Blocks<telehub_info::SpawnPointBlock>,
 }
 
 impl MessageType for TelehubInfo {
@@ -1034,10 +1063,7 @@ impl MessageType for TelehubInfo {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             telehub_block: telehub_info::TelehubBlock::decode(r)?,
-            spawn_point_block: r.blocks(
-                telehub_info::SpawnPointBlock::MIN_SIZE,
-                telehub_info::SpawnPointBlock::decode,
-            )?,
+            spawn_point_block: r.fixed_blocks::<12, _>(telehub_info::SpawnPointBlock::from_run)?,
         })
     }
 
@@ -1107,13 +1133,17 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 14;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<14>(&[2, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<14>(&[2, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 14]) -> Self {
+            Self {
                 port: u16::from_be_bytes(codec::at(b0, 0)),
                 simulator_ip: codec::ipaddr_at(b0, 2),
                 grid_x: u32::from_le_bytes(codec::at(b0, 6)),
                 grid_y: u32::from_le_bytes(codec::at(b0, 10)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1159,11 +1189,15 @@ pub mod simulator_present_at_location {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<6>(&[4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 ip: codec::ipaddr_at(b0, 0),
                 port: u16::from_be_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1253,12 +1287,12 @@ pub mod simulator_present_at_location {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 13;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<13>(&[1, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 13]) -> Self {
+            Self {
                 has_telehub: b0[0] != 0,
                 telehub_pos: codec::vec3_at(b0, 1),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1291,7 +1325,7 @@ pub struct SimulatorPresentAtLocation {
     /// The `SimulatorBlock` block.
     pub simulator_block: simulator_present_at_location::SimulatorBlock,
     /// The `TelehubBlock` block, 0 to 255 times.
-    pub telehub_block: Vec<simulator_present_at_location::TelehubBlock>,
+    pub telehub_block: Blocks<simulator_present_at_location::TelehubBlock>,
 }
 
 impl MessageType for SimulatorPresentAtLocation {
@@ -1308,10 +1342,8 @@ impl MessageType for SimulatorPresentAtLocation {
                 simulator_present_at_location::SimulatorPublicHostBlock::decode(r)?,
             neighbor_block: r.array(simulator_present_at_location::NeighborBlock::decode)?,
             simulator_block: simulator_present_at_location::SimulatorBlock::decode(r)?,
-            telehub_block: r.blocks(
-                simulator_present_at_location::TelehubBlock::MIN_SIZE,
-                simulator_present_at_location::TelehubBlock::decode,
-            )?,
+            telehub_block: r
+                .fixed_blocks::<13, _>(simulator_present_at_location::TelehubBlock::from_run)?,
         })
     }
 
@@ -1386,12 +1418,16 @@ pub mod simulator_load {
         pub const MIN_SIZE: usize = 9;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<9>(&[4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<9>(&[4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 9]) -> Self {
+            Self {
                 time_dilation: f32::from_le_bytes(codec::at(b0, 0)),
                 agent_count: i32::from_le_bytes(codec::at(b0, 4)),
                 can_accept_agents: b0[8] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1427,13 +1463,13 @@ pub mod simulator_load {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 6;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[4, 1, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 circuit_code: u32::from_le_bytes(codec::at(b0, 0)),
                 x: b0[4],
                 y: b0[5],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1465,7 +1501,7 @@ pub struct SimulatorLoad {
     /// The `SimulatorLoad` block.
     pub simulator_load: simulator_load::SimulatorLoad,
     /// The `AgentList` block, 0 to 255 times.
-    pub agent_list: Vec<simulator_load::AgentList>,
+    pub agent_list: Blocks<simulator_load::AgentList>,
 }
 
 impl MessageType for SimulatorLoad {
@@ -1479,10 +1515,7 @@ impl MessageType for SimulatorLoad {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_load: simulator_load::SimulatorLoad::decode(r)?,
-            agent_list: r.blocks(
-                simulator_load::AgentList::MIN_SIZE,
-                simulator_load::AgentList::decode,
-            )?,
+            agent_list: r.fixed_blocks::<6, _>(simulator_load::AgentList::from_run)?,
         })
     }
 
@@ -1550,7 +1583,7 @@ impl MessageType for SimulatorShutdownRequest {
 pub mod region_presence_request_by_region_id {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `RegionData` block of `RegionPresenceRequestByRegionID`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1563,11 +1596,11 @@ pub mod region_presence_request_by_region_id {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1591,7 +1624,7 @@ pub mod region_presence_request_by_region_id {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegionPresenceRequestByRegionId {
     /// The `RegionData` block, 0 to 255 times.
-    pub region_data: Vec<region_presence_request_by_region_id::RegionData>,
+    pub region_data: Blocks<region_presence_request_by_region_id::RegionData>,
 }
 
 impl MessageType for RegionPresenceRequestByRegionId {
@@ -1604,9 +1637,8 @@ impl MessageType for RegionPresenceRequestByRegionId {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            region_data: r.blocks(
-                region_presence_request_by_region_id::RegionData::MIN_SIZE,
-                region_presence_request_by_region_id::RegionData::decode,
+            region_data: r.fixed_blocks::<16, _>(
+                region_presence_request_by_region_id::RegionData::from_run,
             )?,
         })
     }
@@ -1640,7 +1672,7 @@ impl MessageType for RegionPresenceRequestByRegionId {
 pub mod region_presence_request_by_handle {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `RegionData` block of `RegionPresenceRequestByHandle`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -1653,11 +1685,11 @@ pub mod region_presence_request_by_handle {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1681,7 +1713,7 @@ pub mod region_presence_request_by_handle {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegionPresenceRequestByHandle {
     /// The `RegionData` block, 0 to 255 times.
-    pub region_data: Vec<region_presence_request_by_handle::RegionData>,
+    pub region_data: Blocks<region_presence_request_by_handle::RegionData>,
 }
 
 impl MessageType for RegionPresenceRequestByHandle {
@@ -1694,10 +1726,8 @@ impl MessageType for RegionPresenceRequestByHandle {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            region_data: r.blocks(
-                region_presence_request_by_handle::RegionData::MIN_SIZE,
-                region_presence_request_by_handle::RegionData::decode,
-            )?,
+            region_data: r
+                .fixed_blocks::<8, _>(region_presence_request_by_handle::RegionData::from_run)?,
         })
     }
 
@@ -1822,7 +1852,7 @@ pub mod region_presence_response {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegionPresenceResponse {
     /// The `RegionData` block, 0 to 255 times.
-    pub region_data: Vec<region_presence_response::RegionData>,
+    pub region_data: Blocks<region_presence_response::RegionData>,
 }
 
 impl MessageType for RegionPresenceResponse {
@@ -2230,8 +2260,14 @@ pub mod log_failed_money_transaction {
         pub const MIN_SIZE: usize = 74;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<74>(&[16, 4, 4, 16, 16, 1, 4, 4, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(
+                r.fixed_run::<74>(&[16, 4, 4, 16, 16, 1, 4, 4, 4, 4, 1])?,
+            ))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 74]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 transaction_time: u32::from_le_bytes(codec::at(b0, 16)),
                 transaction_type: i32::from_le_bytes(codec::at(b0, 20)),
@@ -2243,7 +2279,7 @@ pub mod log_failed_money_transaction {
                 grid_x: u32::from_le_bytes(codec::at(b0, 65)),
                 grid_y: u32::from_le_bytes(codec::at(b0, 69)),
                 failure_type: b0[73],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2817,8 +2853,14 @@ pub mod economy_data {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<68>(&[4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<68>(&[
+                4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 68]) -> Self {
+            Self {
                 object_capacity: i32::from_le_bytes(codec::at(b0, 0)),
                 object_count: i32::from_le_bytes(codec::at(b0, 4)),
                 price_energy_unit: i32::from_le_bytes(codec::at(b0, 8)),
@@ -2836,7 +2878,7 @@ pub mod economy_data {
                 price_object_scale_factor: f32::from_le_bytes(codec::at(b0, 56)),
                 price_parcel_rent: i32::from_le_bytes(codec::at(b0, 60)),
                 price_group_create: i32::from_le_bytes(codec::at(b0, 64)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2962,12 +3004,16 @@ pub mod avatar_picker_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3092,13 +3138,17 @@ pub mod avatar_picker_request_backend {
         pub const MIN_SIZE: usize = 49;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<49>(&[16, 16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<49>(&[16, 16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 49]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 god_level: b0[48],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3218,11 +3268,15 @@ pub mod avatar_picker_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3296,7 +3350,7 @@ pub struct AvatarPickerReply {
     /// The `AgentData` block.
     pub agent_data: avatar_picker_reply::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<avatar_picker_reply::Data>,
+    pub data: Blocks<avatar_picker_reply::Data>,
 }
 
 impl MessageType for AvatarPickerReply {
@@ -3364,12 +3418,16 @@ pub mod places_query {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3402,10 +3460,14 @@ pub mod places_query {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3549,11 +3611,15 @@ pub mod places_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3584,10 +3650,14 @@ pub mod places_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3722,7 +3792,7 @@ pub struct PlacesReply {
     /// The `TransactionData` block.
     pub transaction_data: places_reply::TransactionData,
     /// The `QueryData` block, 0 to 255 times.
-    pub query_data: Vec<places_reply::QueryData>,
+    pub query_data: Blocks<places_reply::QueryData>,
 }
 
 impl MessageType for PlacesReply {
@@ -3800,11 +3870,15 @@ pub mod dir_find_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -3940,10 +4014,14 @@ pub mod dir_find_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4089,11 +4167,15 @@ pub mod dir_places_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4239,10 +4321,14 @@ pub mod dir_places_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4396,10 +4482,14 @@ pub mod dir_places_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4427,11 +4517,11 @@ pub mod dir_places_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4513,11 +4603,11 @@ pub mod dir_places_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 status: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4546,11 +4636,11 @@ pub struct DirPlacesReply {
     /// The `AgentData` block.
     pub agent_data: dir_places_reply::AgentData,
     /// The `QueryData` block, 0 to 255 times.
-    pub query_data: Vec<dir_places_reply::QueryData>,
+    pub query_data: Blocks<dir_places_reply::QueryData>,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_places_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_places_reply::QueryReplies>,
     /// The `StatusData` block, 0 to 255 times.
-    pub status_data: Vec<dir_places_reply::StatusData>,
+    pub status_data: Blocks<dir_places_reply::StatusData>,
 }
 
 impl MessageType for DirPlacesReply {
@@ -4564,18 +4654,12 @@ impl MessageType for DirPlacesReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_places_reply::AgentData::decode(r)?,
-            query_data: r.blocks(
-                dir_places_reply::QueryData::MIN_SIZE,
-                dir_places_reply::QueryData::decode,
-            )?,
+            query_data: r.fixed_blocks::<16, _>(dir_places_reply::QueryData::from_run)?,
             query_replies: r.blocks(
                 dir_places_reply::QueryReplies::MIN_SIZE,
                 dir_places_reply::QueryReplies::decode,
             )?,
-            status_data: r.blocks(
-                dir_places_reply::StatusData::MIN_SIZE,
-                dir_places_reply::StatusData::decode,
-            )?,
+            status_data: r.fixed_blocks::<4, _>(dir_places_reply::StatusData::from_run)?,
         })
     }
 
@@ -4658,10 +4742,14 @@ pub mod dir_people_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4690,10 +4778,14 @@ pub mod dir_people_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4782,7 +4874,7 @@ pub struct DirPeopleReply {
     /// The `QueryData` block.
     pub query_data: dir_people_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_people_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_people_reply::QueryReplies>,
 }
 
 impl MessageType for DirPeopleReply {
@@ -4858,10 +4950,14 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4890,10 +4986,14 @@ pub mod dir_events_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -4982,11 +5082,11 @@ pub mod dir_events_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 status: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5014,9 +5114,9 @@ pub struct DirEventsReply {
     /// The `QueryData` block.
     pub query_data: dir_events_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_events_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_events_reply::QueryReplies>,
     /// The `StatusData` block, 0 to 255 times.
-    pub status_data: Vec<dir_events_reply::StatusData>,
+    pub status_data: Blocks<dir_events_reply::StatusData>,
 }
 
 impl MessageType for DirEventsReply {
@@ -5035,10 +5135,7 @@ impl MessageType for DirEventsReply {
                 dir_events_reply::QueryReplies::MIN_SIZE,
                 dir_events_reply::QueryReplies::decode,
             )?,
-            status_data: r.blocks(
-                dir_events_reply::StatusData::MIN_SIZE,
-                dir_events_reply::StatusData::decode,
-            )?,
+            status_data: r.fixed_blocks::<4, _>(dir_events_reply::StatusData::from_run)?,
         })
     }
 
@@ -5111,10 +5208,14 @@ pub mod dir_groups_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5143,10 +5244,14 @@ pub mod dir_groups_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5227,7 +5332,7 @@ pub struct DirGroupsReply {
     /// The `QueryData` block.
     pub query_data: dir_groups_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_groups_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_groups_reply::QueryReplies>,
 }
 
 impl MessageType for DirGroupsReply {
@@ -5305,11 +5410,15 @@ pub mod dir_classified_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5448,10 +5557,14 @@ pub mod dir_classified_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5598,10 +5711,14 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5630,10 +5747,14 @@ pub mod dir_classified_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5720,11 +5841,11 @@ pub mod dir_classified_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 status: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5753,9 +5874,9 @@ pub struct DirClassifiedReply {
     /// The `QueryData` block.
     pub query_data: dir_classified_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_classified_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_classified_reply::QueryReplies>,
     /// The `StatusData` block, 0 to 255 times.
-    pub status_data: Vec<dir_classified_reply::StatusData>,
+    pub status_data: Blocks<dir_classified_reply::StatusData>,
 }
 
 impl MessageType for DirClassifiedReply {
@@ -5774,10 +5895,7 @@ impl MessageType for DirClassifiedReply {
                 dir_classified_reply::QueryReplies::MIN_SIZE,
                 dir_classified_reply::QueryReplies::decode,
             )?,
-            status_data: r.blocks(
-                dir_classified_reply::StatusData::MIN_SIZE,
-                dir_classified_reply::StatusData::decode,
-            )?,
+            status_data: r.fixed_blocks::<4, _>(dir_classified_reply::StatusData::from_run)?,
         })
     }
 
@@ -5852,11 +5970,15 @@ pub mod avatar_classified_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -5926,7 +6048,7 @@ pub struct AvatarClassifiedReply {
     /// The `AgentData` block.
     pub agent_data: avatar_classified_reply::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<avatar_classified_reply::Data>,
+    pub data: Blocks<avatar_classified_reply::Data>,
 }
 
 impl MessageType for AvatarClassifiedReply {
@@ -5992,11 +6114,15 @@ pub mod classified_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6027,10 +6153,14 @@ pub mod classified_info_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6115,10 +6245,14 @@ pub mod classified_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6321,11 +6455,15 @@ pub mod classified_info_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6495,11 +6633,15 @@ pub mod classified_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6530,10 +6672,14 @@ pub mod classified_delete {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6620,11 +6766,15 @@ pub mod classified_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6657,11 +6807,15 @@ pub mod classified_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 classified_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6752,11 +6906,15 @@ pub mod dir_land_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6797,15 +6955,19 @@ pub mod dir_land_query {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 4, 4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 4, 4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_flags: u32::from_le_bytes(codec::at(b0, 16)),
                 search_type: u32::from_le_bytes(codec::at(b0, 20)),
                 price: i32::from_le_bytes(codec::at(b0, 24)),
                 area: i32::from_le_bytes(codec::at(b0, 28)),
                 query_start: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6899,10 +7061,14 @@ pub mod dir_land_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -6945,8 +7111,14 @@ pub mod dir_land_query_backend {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 4, 4, 4, 4, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(
+                r.fixed_run::<41>(&[16, 4, 4, 4, 4, 4, 4, 1])?,
+            ))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_flags: u32::from_le_bytes(codec::at(b0, 16)),
                 search_type: u32::from_le_bytes(codec::at(b0, 20)),
@@ -6955,7 +7127,7 @@ pub mod dir_land_query_backend {
                 query_start: i32::from_le_bytes(codec::at(b0, 32)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 36)),
                 godlike: b0[40] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7052,10 +7224,14 @@ pub mod dir_land_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7084,10 +7260,14 @@ pub mod dir_land_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7176,7 +7356,7 @@ pub struct DirLandReply {
     /// The `QueryData` block.
     pub query_data: dir_land_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_land_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_land_reply::QueryReplies>,
 }
 
 impl MessageType for DirLandReply {
@@ -7254,11 +7434,15 @@ pub mod dir_popular_query {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7291,11 +7475,15 @@ pub mod dir_popular_query {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7381,10 +7569,14 @@ pub mod dir_popular_query_backend {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7419,13 +7611,17 @@ pub mod dir_popular_query_backend {
         pub const MIN_SIZE: usize = 25;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<25>(&[16, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<25>(&[16, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 25]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_flags: u32::from_le_bytes(codec::at(b0, 16)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 20)),
                 godlike: b0[24] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7515,10 +7711,14 @@ pub mod dir_popular_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7547,10 +7747,14 @@ pub mod dir_popular_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7624,7 +7828,7 @@ pub struct DirPopularReply {
     /// The `QueryData` block.
     pub query_data: dir_popular_reply::QueryData,
     /// The `QueryReplies` block, 0 to 255 times.
-    pub query_replies: Vec<dir_popular_reply::QueryReplies>,
+    pub query_replies: Blocks<dir_popular_reply::QueryReplies>,
 }
 
 impl MessageType for DirPopularReply {
@@ -7702,11 +7906,15 @@ pub mod parcel_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7737,10 +7945,14 @@ pub mod parcel_info_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -7824,10 +8036,14 @@ pub mod parcel_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8026,11 +8242,15 @@ pub mod parcel_object_owners_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8061,10 +8281,14 @@ pub mod parcel_object_owners_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8134,7 +8358,7 @@ impl MessageType for ParcelObjectOwnersRequest {
 pub mod parcel_object_owners_reply {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `Data` block of `ParcelObjectOwnersReply`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -8153,14 +8377,14 @@ pub mod parcel_object_owners_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 22;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<22>(&[16, 1, 4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 22]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 is_group_owned: b0[16] != 0,
                 count: i32::from_le_bytes(codec::at(b0, 17)),
                 online_status: b0[21] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8192,7 +8416,7 @@ pub mod parcel_object_owners_reply {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParcelObjectOwnersReply {
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<parcel_object_owners_reply::Data>,
+    pub data: Blocks<parcel_object_owners_reply::Data>,
 }
 
 impl MessageType for ParcelObjectOwnersReply {
@@ -8205,10 +8429,7 @@ impl MessageType for ParcelObjectOwnersReply {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            data: r.blocks(
-                parcel_object_owners_reply::Data::MIN_SIZE,
-                parcel_object_owners_reply::Data::decode,
-            )?,
+            data: r.fixed_blocks::<22, _>(parcel_object_owners_reply::Data::from_run)?,
         })
     }
 
@@ -8253,11 +8474,15 @@ pub mod group_notices_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8288,10 +8513,14 @@ pub mod group_notices_list_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8377,11 +8606,15 @@ pub mod group_notices_list_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8471,7 +8704,7 @@ pub struct GroupNoticesListReply {
     /// The `AgentData` block.
     pub agent_data: group_notices_list_reply::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<group_notices_list_reply::Data>,
+    pub data: Blocks<group_notices_list_reply::Data>,
 }
 
 impl MessageType for GroupNoticesListReply {
@@ -8537,11 +8770,15 @@ pub mod group_notice_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8572,10 +8809,14 @@ pub mod group_notice_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_notice_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8660,10 +8901,14 @@ pub mod group_notice_add {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8815,11 +9060,15 @@ pub mod teleport_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8854,12 +9103,16 @@ pub mod teleport_request {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<40>(&[16, 12, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<40>(&[16, 12, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 40]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 position: codec::vec3_at(b0, 16),
                 look_at: codec::vec3_at(b0, 28),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8948,11 +9201,15 @@ pub mod teleport_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -8987,12 +9244,16 @@ pub mod teleport_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[8, 12, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[8, 12, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
                 position: codec::vec3_at(b0, 8),
                 look_at: codec::vec3_at(b0, 20),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9089,14 +9350,18 @@ pub mod teleport_local {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 4, 12, 12, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 4, 12, 12, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 location_id: u32::from_le_bytes(codec::at(b0, 16)),
                 position: codec::vec3_at(b0, 20),
                 look_at: codec::vec3_at(b0, 32),
                 teleport_flags: u32::from_le_bytes(codec::at(b0, 44)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9185,12 +9450,16 @@ pub mod teleport_landmark_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 landmark_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9270,10 +9539,14 @@ pub mod teleport_progress {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9398,11 +9671,15 @@ pub mod data_home_location_request {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 kicked_from_estate_id: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9436,10 +9713,14 @@ pub mod data_home_location_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 agent_effective_maturity: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9533,13 +9814,17 @@ pub mod data_home_location_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 8, 12, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 8, 12, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 region_handle: u64::from_le_bytes(codec::at(b0, 16)),
                 position: codec::vec3_at(b0, 24),
                 look_at: codec::vec3_at(b0, 36),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9760,11 +10045,15 @@ pub mod start_lure {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9832,11 +10121,11 @@ pub mod start_lure {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -9871,7 +10160,7 @@ pub struct StartLure {
     /// The `Info` block.
     pub info: start_lure::Info,
     /// The `TargetData` block, 0 to 255 times.
-    pub target_data: Vec<start_lure::TargetData>,
+    pub target_data: Blocks<start_lure::TargetData>,
 }
 
 impl MessageType for StartLure {
@@ -9886,10 +10175,7 @@ impl MessageType for StartLure {
         Ok(Self {
             agent_data: start_lure::AgentData::decode(r)?,
             info: start_lure::Info::decode(r)?,
-            target_data: r.blocks(
-                start_lure::TargetData::MIN_SIZE,
-                start_lure::TargetData::decode,
-            )?,
+            target_data: r.fixed_blocks::<16, _>(start_lure::TargetData::from_run)?,
         })
     }
 
@@ -9953,13 +10239,17 @@ pub mod teleport_lure_request {
         pub const MIN_SIZE: usize = 52;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<52>(&[16, 16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 52]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 lure_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 teleport_flags: u32::from_le_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10044,11 +10334,15 @@ pub mod teleport_cancel {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10126,10 +10420,14 @@ pub mod teleport_start {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 teleport_flags: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10285,7 +10583,7 @@ pub struct TeleportFailed {
     /// The `Info` block.
     pub info: teleport_failed::Info,
     /// The `AlertInfo` block, 0 to 255 times.
-    pub alert_info: Vec<teleport_failed::AlertInfo>,
+    pub alert_info: Blocks<teleport_failed::AlertInfo>,
 }
 
 impl MessageType for TeleportFailed {
@@ -10359,12 +10657,16 @@ pub mod undo {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10396,11 +10698,11 @@ pub mod undo {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10426,7 +10728,7 @@ pub struct Undo {
     /// The `AgentData` block.
     pub agent_data: undo::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<undo::ObjectData>,
+    pub object_data: Blocks<undo::ObjectData>,
 }
 
 impl MessageType for Undo {
@@ -10440,7 +10742,7 @@ impl MessageType for Undo {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: undo::AgentData::decode(r)?,
-            object_data: r.blocks(undo::ObjectData::MIN_SIZE, undo::ObjectData::decode)?,
+            object_data: r.fixed_blocks::<16, _>(undo::ObjectData::from_run)?,
         })
     }
 
@@ -10497,12 +10799,16 @@ pub mod redo {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10534,11 +10840,11 @@ pub mod redo {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10564,7 +10870,7 @@ pub struct Redo {
     /// The `AgentData` block.
     pub agent_data: redo::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<redo::ObjectData>,
+    pub object_data: Blocks<redo::ObjectData>,
 }
 
 impl MessageType for Redo {
@@ -10578,7 +10884,7 @@ impl MessageType for Redo {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: redo::AgentData::decode(r)?,
-            object_data: r.blocks(redo::ObjectData::MIN_SIZE, redo::ObjectData::decode)?,
+            object_data: r.fixed_blocks::<16, _>(redo::ObjectData::from_run)?,
         })
     }
 
@@ -10633,11 +10939,15 @@ pub mod undo_land {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10720,12 +11030,16 @@ pub mod agent_pause {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10810,12 +11124,16 @@ pub mod agent_resume {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -10896,11 +11214,15 @@ pub mod chat_from_viewer {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11034,12 +11356,16 @@ pub mod agent_throttle {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11167,12 +11493,16 @@ pub mod agent_fov {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11207,11 +11537,15 @@ pub mod agent_fov {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 gen_counter: u32::from_le_bytes(codec::at(b0, 0)),
                 vertical_angle: f32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11299,12 +11633,16 @@ pub mod agent_height_width {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11341,12 +11679,16 @@ pub mod agent_height_width {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 2, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 2, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 gen_counter: u32::from_le_bytes(codec::at(b0, 0)),
                 height: u16::from_le_bytes(codec::at(b0, 4)),
                 width: u16::from_le_bytes(codec::at(b0, 6)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11441,13 +11783,17 @@ pub mod agent_set_appearance {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 4, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 4, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: u32::from_le_bytes(codec::at(b0, 32)),
                 size: codec::vec3_at(b0, 36),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11483,12 +11829,12 @@ pub mod agent_set_appearance {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 cache_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 texture_index: b0[16],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11550,9 +11896,9 @@ pub mod agent_set_appearance {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 1;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { param_value: b0[0] })
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { param_value: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11578,11 +11924,11 @@ pub struct AgentSetAppearance {
     /// The `AgentData` block.
     pub agent_data: agent_set_appearance::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<agent_set_appearance::WearableData>,
+    pub wearable_data: Blocks<agent_set_appearance::WearableData>,
     /// The `ObjectData` block.
     pub object_data: agent_set_appearance::ObjectData,
     /// The `VisualParam` block, 0 to 255 times.
-    pub visual_param: Vec<agent_set_appearance::VisualParam>,
+    pub visual_param: Blocks<agent_set_appearance::VisualParam>,
 }
 
 impl MessageType for AgentSetAppearance {
@@ -11596,15 +11942,9 @@ impl MessageType for AgentSetAppearance {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_set_appearance::AgentData::decode(r)?,
-            wearable_data: r.blocks(
-                agent_set_appearance::WearableData::MIN_SIZE,
-                agent_set_appearance::WearableData::decode,
-            )?,
+            wearable_data: r.fixed_blocks::<17, _>(agent_set_appearance::WearableData::from_run)?,
             object_data: agent_set_appearance::ObjectData::decode(r)?,
-            visual_param: r.blocks(
-                agent_set_appearance::VisualParam::MIN_SIZE,
-                agent_set_appearance::VisualParam::decode,
-            )?,
+            visual_param: r.fixed_blocks::<1, _>(agent_set_appearance::VisualParam::from_run)?,
         })
     }
 
@@ -11679,11 +12019,15 @@ pub mod agent_quit_copy {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11714,10 +12058,14 @@ pub mod agent_quit_copy {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 viewer_circuit_code: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11802,10 +12150,14 @@ pub mod image_not_in_database {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11881,10 +12233,14 @@ pub mod rebake_avatar_textures {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 texture_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -11964,12 +12320,16 @@ pub mod set_always_run {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 always_run: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12055,12 +12415,16 @@ pub mod object_delete {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 force: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12092,11 +12456,11 @@ pub mod object_delete {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12123,7 +12487,7 @@ pub struct ObjectDelete {
     /// The `AgentData` block.
     pub agent_data: object_delete::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_delete::ObjectData>,
+    pub object_data: Blocks<object_delete::ObjectData>,
 }
 
 impl MessageType for ObjectDelete {
@@ -12137,10 +12501,7 @@ impl MessageType for ObjectDelete {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_delete::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_delete::ObjectData::MIN_SIZE,
-                object_delete::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_delete::ObjectData::from_run)?,
         })
     }
 
@@ -12197,12 +12558,16 @@ pub mod object_duplicate {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12239,11 +12604,15 @@ pub mod object_duplicate {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[12, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[12, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 offset: codec::vec3_at(b0, 0),
                 duplicate_flags: u32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12273,11 +12642,11 @@ pub mod object_duplicate {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12307,7 +12676,7 @@ pub struct ObjectDuplicate {
     /// The `SharedData` block.
     pub shared_data: object_duplicate::SharedData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_duplicate::ObjectData>,
+    pub object_data: Blocks<object_duplicate::ObjectData>,
 }
 
 impl MessageType for ObjectDuplicate {
@@ -12322,10 +12691,7 @@ impl MessageType for ObjectDuplicate {
         Ok(Self {
             agent_data: object_duplicate::AgentData::decode(r)?,
             shared_data: object_duplicate::SharedData::decode(r)?,
-            object_data: r.blocks(
-                object_duplicate::ObjectData::MIN_SIZE,
-                object_duplicate::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_duplicate::ObjectData::from_run)?,
         })
     }
 
@@ -12409,8 +12775,14 @@ pub mod object_duplicate_on_ray {
         pub const MIN_SIZE: usize = 96;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<96>(&[16, 16, 16, 12, 12, 1, 1, 1, 1, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<96>(&[
+                16, 16, 16, 12, 12, 1, 1, 1, 1, 16, 4,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 96]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
@@ -12422,7 +12794,7 @@ pub mod object_duplicate_on_ray {
                 copy_rotates: b0[75] != 0,
                 ray_target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 76)),
                 duplicate_flags: u32::from_le_bytes(codec::at(b0, 92)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12473,11 +12845,11 @@ pub mod object_duplicate_on_ray {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12506,7 +12878,7 @@ pub struct ObjectDuplicateOnRay {
     /// The `AgentData` block.
     pub agent_data: object_duplicate_on_ray::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_duplicate_on_ray::ObjectData>,
+    pub object_data: Blocks<object_duplicate_on_ray::ObjectData>,
 }
 
 impl MessageType for ObjectDuplicateOnRay {
@@ -12520,10 +12892,7 @@ impl MessageType for ObjectDuplicateOnRay {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_duplicate_on_ray::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_duplicate_on_ray::ObjectData::MIN_SIZE,
-                object_duplicate_on_ray::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_duplicate_on_ray::ObjectData::from_run)?,
         })
     }
 
@@ -12578,11 +12947,15 @@ pub mod object_scale {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12614,12 +12987,12 @@ pub mod object_scale {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 scale: codec::vec3_at(b0, 4),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12657,7 +13030,7 @@ pub struct ObjectScale {
     /// The `AgentData` block.
     pub agent_data: object_scale::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_scale::ObjectData>,
+    pub object_data: Blocks<object_scale::ObjectData>,
 }
 
 impl MessageType for ObjectScale {
@@ -12671,10 +13044,7 @@ impl MessageType for ObjectScale {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_scale::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_scale::ObjectData::MIN_SIZE,
-                object_scale::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<16, _>(object_scale::ObjectData::from_run)?,
         })
     }
 
@@ -12729,11 +13099,15 @@ pub mod object_rotation {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12765,12 +13139,12 @@ pub mod object_rotation {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 rotation: codec::quat_at(b0, 4),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12799,7 +13173,7 @@ pub struct ObjectRotation {
     /// The `AgentData` block.
     pub agent_data: object_rotation::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_rotation::ObjectData>,
+    pub object_data: Blocks<object_rotation::ObjectData>,
 }
 
 impl MessageType for ObjectRotation {
@@ -12813,10 +13187,7 @@ impl MessageType for ObjectRotation {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_rotation::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_rotation::ObjectData::MIN_SIZE,
-                object_rotation::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<16, _>(object_rotation::ObjectData::from_run)?,
         })
     }
 
@@ -12881,8 +13252,12 @@ pub mod object_flag_update {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<40>(&[16, 16, 4, 1, 1, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<40>(&[16, 16, 4, 1, 1, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 40]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 object_local_id: u32::from_le_bytes(codec::at(b0, 32)),
@@ -12890,7 +13265,7 @@ pub mod object_flag_update {
                 is_temporary: b0[37] != 0,
                 is_phantom: b0[38] != 0,
                 casts_shadows: b0[39] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12938,15 +13313,15 @@ pub mod object_flag_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[1, 4, 4, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 physics_shape_type: b0[0],
                 density: f32::from_le_bytes(codec::at(b0, 1)),
                 friction: f32::from_le_bytes(codec::at(b0, 5)),
                 restitution: f32::from_le_bytes(codec::at(b0, 9)),
                 gravity_multiplier: f32::from_le_bytes(codec::at(b0, 13)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -12984,7 +13359,7 @@ pub struct ObjectFlagUpdate {
     /// The `AgentData` block.
     pub agent_data: object_flag_update::AgentData,
     /// The `ExtraPhysics` block, 0 to 255 times.
-    pub extra_physics: Vec<object_flag_update::ExtraPhysics>,
+    pub extra_physics: Blocks<object_flag_update::ExtraPhysics>,
 }
 
 impl MessageType for ObjectFlagUpdate {
@@ -12998,10 +13373,7 @@ impl MessageType for ObjectFlagUpdate {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_flag_update::AgentData::decode(r)?,
-            extra_physics: r.blocks(
-                object_flag_update::ExtraPhysics::MIN_SIZE,
-                object_flag_update::ExtraPhysics::decode,
-            )?,
+            extra_physics: r.fixed_blocks::<17, _>(object_flag_update::ExtraPhysics::from_run)?,
         })
     }
 
@@ -13056,11 +13428,15 @@ pub mod object_click_action {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13092,12 +13468,12 @@ pub mod object_click_action {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 5;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 click_action: b0[4],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13126,7 +13502,7 @@ pub struct ObjectClickAction {
     /// The `AgentData` block.
     pub agent_data: object_click_action::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_click_action::ObjectData>,
+    pub object_data: Blocks<object_click_action::ObjectData>,
 }
 
 impl MessageType for ObjectClickAction {
@@ -13140,10 +13516,7 @@ impl MessageType for ObjectClickAction {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_click_action::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_click_action::ObjectData::MIN_SIZE,
-                object_click_action::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<5, _>(object_click_action::ObjectData::from_run)?,
         })
     }
 
@@ -13198,11 +13571,15 @@ pub mod object_image {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13275,7 +13652,7 @@ pub struct ObjectImage {
     /// The `AgentData` block.
     pub agent_data: object_image::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_image::ObjectData>,
+    pub object_data: Blocks<object_image::ObjectData>,
 }
 
 impl MessageType for ObjectImage {
@@ -13347,11 +13724,15 @@ pub mod object_material {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13383,12 +13764,12 @@ pub mod object_material {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 5;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 material: b0[4],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13416,7 +13797,7 @@ pub struct ObjectMaterial {
     /// The `AgentData` block.
     pub agent_data: object_material::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_material::ObjectData>,
+    pub object_data: Blocks<object_material::ObjectData>,
 }
 
 impl MessageType for ObjectMaterial {
@@ -13430,10 +13811,7 @@ impl MessageType for ObjectMaterial {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_material::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_material::ObjectData::MIN_SIZE,
-                object_material::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<5, _>(object_material::ObjectData::from_run)?,
         })
     }
 
@@ -13488,11 +13866,15 @@ pub mod object_shape {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13590,10 +13972,9 @@ pub mod object_shape {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 27;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 =
-                r.fixed_run::<27>(&[4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 27]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 path_curve: b0[4],
                 profile_curve: b0[5],
@@ -13613,7 +13994,7 @@ pub mod object_shape {
                 profile_begin: u16::from_le_bytes(codec::at(b0, 21)),
                 profile_end: u16::from_le_bytes(codec::at(b0, 23)),
                 profile_hollow: u16::from_le_bytes(codec::at(b0, 25)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13675,7 +14056,7 @@ pub struct ObjectShape {
     /// The `AgentData` block.
     pub agent_data: object_shape::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_shape::ObjectData>,
+    pub object_data: Blocks<object_shape::ObjectData>,
 }
 
 impl MessageType for ObjectShape {
@@ -13689,10 +14070,7 @@ impl MessageType for ObjectShape {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_shape::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_shape::ObjectData::MIN_SIZE,
-                object_shape::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<27, _>(object_shape::ObjectData::from_run)?,
         })
     }
 
@@ -13747,11 +14125,15 @@ pub mod object_extra_params {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13832,7 +14214,7 @@ pub struct ObjectExtraParams {
     /// The `AgentData` block.
     pub agent_data: object_extra_params::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_extra_params::ObjectData>,
+    pub object_data: Blocks<object_extra_params::ObjectData>,
 }
 
 impl MessageType for ObjectExtraParams {
@@ -13904,11 +14286,15 @@ pub mod object_owner {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13945,12 +14331,16 @@ pub mod object_owner {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[1, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[1, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 override_: b0[0] != 0,
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -13982,11 +14372,11 @@ pub mod object_owner {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14017,7 +14407,7 @@ pub struct ObjectOwner {
     /// The `HeaderData` block.
     pub header_data: object_owner::HeaderData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_owner::ObjectData>,
+    pub object_data: Blocks<object_owner::ObjectData>,
 }
 
 impl MessageType for ObjectOwner {
@@ -14032,10 +14422,7 @@ impl MessageType for ObjectOwner {
         Ok(Self {
             agent_data: object_owner::AgentData::decode(r)?,
             header_data: object_owner::HeaderData::decode(r)?,
-            object_data: r.blocks(
-                object_owner::ObjectData::MIN_SIZE,
-                object_owner::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_owner::ObjectData::from_run)?,
         })
     }
 
@@ -14097,12 +14484,16 @@ pub mod object_group {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14134,11 +14525,11 @@ pub mod object_group {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14166,7 +14557,7 @@ pub struct ObjectGroup {
     /// The `AgentData` block.
     pub agent_data: object_group::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_group::ObjectData>,
+    pub object_data: Blocks<object_group::ObjectData>,
 }
 
 impl MessageType for ObjectGroup {
@@ -14180,10 +14571,7 @@ impl MessageType for ObjectGroup {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_group::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_group::ObjectData::MIN_SIZE,
-                object_group::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_group::ObjectData::from_run)?,
         })
     }
 
@@ -14244,13 +14632,17 @@ pub mod object_buy {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<64>(&[16, 16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 category_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14290,13 +14682,13 @@ pub mod object_buy {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 9;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<9>(&[4, 1, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 9]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 sale_type: b0[4],
                 sale_price: i32::from_le_bytes(codec::at(b0, 5)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14326,7 +14718,7 @@ pub struct ObjectBuy {
     /// The `AgentData` block.
     pub agent_data: object_buy::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_buy::ObjectData>,
+    pub object_data: Blocks<object_buy::ObjectData>,
 }
 
 impl MessageType for ObjectBuy {
@@ -14340,10 +14732,7 @@ impl MessageType for ObjectBuy {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_buy::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_buy::ObjectData::MIN_SIZE,
-                object_buy::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<9, _>(object_buy::ObjectData::from_run)?,
         })
     }
 
@@ -14398,11 +14787,15 @@ pub mod buy_object_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14437,12 +14830,16 @@ pub mod buy_object_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14533,11 +14930,15 @@ pub mod derez_container {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 delete: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14617,11 +15018,15 @@ pub mod object_permissions {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14654,10 +15059,14 @@ pub mod object_permissions {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 override_: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14691,14 +15100,14 @@ pub mod object_permissions {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 10;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[4, 1, 1, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 field: b0[4],
                 set: b0[5],
                 mask: u32::from_le_bytes(codec::at(b0, 6)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14736,7 +15145,7 @@ pub struct ObjectPermissions {
     /// The `HeaderData` block.
     pub header_data: object_permissions::HeaderData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_permissions::ObjectData>,
+    pub object_data: Blocks<object_permissions::ObjectData>,
 }
 
 impl MessageType for ObjectPermissions {
@@ -14751,10 +15160,7 @@ impl MessageType for ObjectPermissions {
         Ok(Self {
             agent_data: object_permissions::AgentData::decode(r)?,
             header_data: object_permissions::HeaderData::decode(r)?,
-            object_data: r.blocks(
-                object_permissions::ObjectData::MIN_SIZE,
-                object_permissions::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<10, _>(object_permissions::ObjectData::from_run)?,
         })
     }
 
@@ -14814,11 +15220,15 @@ pub mod object_sale_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14854,13 +15264,13 @@ pub mod object_sale_info {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 9;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<9>(&[4, 1, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 9]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 sale_type: b0[4],
                 sale_price: i32::from_le_bytes(codec::at(b0, 5)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -14890,7 +15300,7 @@ pub struct ObjectSaleInfo {
     /// The `AgentData` block.
     pub agent_data: object_sale_info::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_sale_info::ObjectData>,
+    pub object_data: Blocks<object_sale_info::ObjectData>,
 }
 
 impl MessageType for ObjectSaleInfo {
@@ -14904,10 +15314,7 @@ impl MessageType for ObjectSaleInfo {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_sale_info::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_sale_info::ObjectData::MIN_SIZE,
-                object_sale_info::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<9, _>(object_sale_info::ObjectData::from_run)?,
         })
     }
 
@@ -14962,11 +15369,15 @@ pub mod object_name {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15032,7 +15443,7 @@ pub struct ObjectName {
     /// The `AgentData` block.
     pub agent_data: object_name::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_name::ObjectData>,
+    pub object_data: Blocks<object_name::ObjectData>,
 }
 
 impl MessageType for ObjectName {
@@ -15104,11 +15515,15 @@ pub mod object_description {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15174,7 +15589,7 @@ pub struct ObjectDescription {
     /// The `AgentData` block.
     pub agent_data: object_description::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_description::ObjectData>,
+    pub object_data: Blocks<object_description::ObjectData>,
 }
 
 impl MessageType for ObjectDescription {
@@ -15246,11 +15661,15 @@ pub mod object_category {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15282,12 +15701,12 @@ pub mod object_category {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 category: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15315,7 +15734,7 @@ pub struct ObjectCategory {
     /// The `AgentData` block.
     pub agent_data: object_category::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_category::ObjectData>,
+    pub object_data: Blocks<object_category::ObjectData>,
 }
 
 impl MessageType for ObjectCategory {
@@ -15329,10 +15748,7 @@ impl MessageType for ObjectCategory {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_category::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_category::ObjectData::MIN_SIZE,
-                object_category::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<8, _>(object_category::ObjectData::from_run)?,
         })
     }
 
@@ -15387,11 +15803,15 @@ pub mod object_select {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15421,11 +15841,11 @@ pub mod object_select {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15453,7 +15873,7 @@ pub struct ObjectSelect {
     /// The `AgentData` block.
     pub agent_data: object_select::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_select::ObjectData>,
+    pub object_data: Blocks<object_select::ObjectData>,
 }
 
 impl MessageType for ObjectSelect {
@@ -15467,10 +15887,7 @@ impl MessageType for ObjectSelect {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_select::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_select::ObjectData::MIN_SIZE,
-                object_select::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_select::ObjectData::from_run)?,
         })
     }
 
@@ -15525,11 +15942,15 @@ pub mod object_deselect {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15559,11 +15980,11 @@ pub mod object_deselect {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15589,7 +16010,7 @@ pub struct ObjectDeselect {
     /// The `AgentData` block.
     pub agent_data: object_deselect::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_deselect::ObjectData>,
+    pub object_data: Blocks<object_deselect::ObjectData>,
 }
 
 impl MessageType for ObjectDeselect {
@@ -15603,10 +16024,7 @@ impl MessageType for ObjectDeselect {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_deselect::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_deselect::ObjectData::MIN_SIZE,
-                object_deselect::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_deselect::ObjectData::from_run)?,
         })
     }
 
@@ -15663,12 +16081,16 @@ pub mod object_attach {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 attachment_point: b0[32],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15702,12 +16124,12 @@ pub mod object_attach {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 rotation: codec::quat_at(b0, 4),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15735,7 +16157,7 @@ pub struct ObjectAttach {
     /// The `AgentData` block.
     pub agent_data: object_attach::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_attach::ObjectData>,
+    pub object_data: Blocks<object_attach::ObjectData>,
 }
 
 impl MessageType for ObjectAttach {
@@ -15749,10 +16171,7 @@ impl MessageType for ObjectAttach {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_attach::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_attach::ObjectData::MIN_SIZE,
-                object_attach::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<16, _>(object_attach::ObjectData::from_run)?,
         })
     }
 
@@ -15807,11 +16226,15 @@ pub mod object_detach {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15841,11 +16264,11 @@ pub mod object_detach {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15871,7 +16294,7 @@ pub struct ObjectDetach {
     /// The `AgentData` block.
     pub agent_data: object_detach::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_detach::ObjectData>,
+    pub object_data: Blocks<object_detach::ObjectData>,
 }
 
 impl MessageType for ObjectDetach {
@@ -15885,10 +16308,7 @@ impl MessageType for ObjectDetach {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_detach::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_detach::ObjectData::MIN_SIZE,
-                object_detach::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_detach::ObjectData::from_run)?,
         })
     }
 
@@ -15943,11 +16363,15 @@ pub mod object_drop {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -15977,11 +16401,11 @@ pub mod object_drop {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16007,7 +16431,7 @@ pub struct ObjectDrop {
     /// The `AgentData` block.
     pub agent_data: object_drop::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_drop::ObjectData>,
+    pub object_data: Blocks<object_drop::ObjectData>,
 }
 
 impl MessageType for ObjectDrop {
@@ -16021,10 +16445,7 @@ impl MessageType for ObjectDrop {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_drop::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_drop::ObjectData::MIN_SIZE,
-                object_drop::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_drop::ObjectData::from_run)?,
         })
     }
 
@@ -16079,11 +16500,15 @@ pub mod object_link {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16113,11 +16538,11 @@ pub mod object_link {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16143,7 +16568,7 @@ pub struct ObjectLink {
     /// The `AgentData` block.
     pub agent_data: object_link::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_link::ObjectData>,
+    pub object_data: Blocks<object_link::ObjectData>,
 }
 
 impl MessageType for ObjectLink {
@@ -16157,10 +16582,7 @@ impl MessageType for ObjectLink {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_link::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_link::ObjectData::MIN_SIZE,
-                object_link::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_link::ObjectData::from_run)?,
         })
     }
 
@@ -16215,11 +16637,15 @@ pub mod object_delink {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16249,11 +16675,11 @@ pub mod object_delink {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16279,7 +16705,7 @@ pub struct ObjectDelink {
     /// The `AgentData` block.
     pub agent_data: object_delink::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_delink::ObjectData>,
+    pub object_data: Blocks<object_delink::ObjectData>,
 }
 
 impl MessageType for ObjectDelink {
@@ -16293,10 +16719,7 @@ impl MessageType for ObjectDelink {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_delink::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_delink::ObjectData::MIN_SIZE,
-                object_delink::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(object_delink::ObjectData::from_run)?,
         })
     }
 
@@ -16351,11 +16774,15 @@ pub mod object_grab {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16388,11 +16815,15 @@ pub mod object_grab {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[4, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 grab_offset: codec::vec3_at(b0, 4),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16432,16 +16863,16 @@ pub mod object_grab {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 64;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 uv_coord: codec::vec3_at(b0, 0),
                 st_coord: codec::vec3_at(b0, 12),
                 face_index: i32::from_le_bytes(codec::at(b0, 24)),
                 position: codec::vec3_at(b0, 28),
                 normal: codec::vec3_at(b0, 40),
                 binormal: codec::vec3_at(b0, 52),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16479,7 +16910,7 @@ pub struct ObjectGrab {
     /// The `ObjectData` block.
     pub object_data: object_grab::ObjectData,
     /// The `SurfaceInfo` block, 0 to 255 times.
-    pub surface_info: Vec<object_grab::SurfaceInfo>,
+    pub surface_info: Blocks<object_grab::SurfaceInfo>,
 }
 
 impl MessageType for ObjectGrab {
@@ -16494,10 +16925,7 @@ impl MessageType for ObjectGrab {
         Ok(Self {
             agent_data: object_grab::AgentData::decode(r)?,
             object_data: object_grab::ObjectData::decode(r)?,
-            surface_info: r.blocks(
-                object_grab::SurfaceInfo::MIN_SIZE,
-                object_grab::SurfaceInfo::decode,
-            )?,
+            surface_info: r.fixed_blocks::<64, _>(object_grab::SurfaceInfo::from_run)?,
         })
     }
 
@@ -16557,11 +16985,15 @@ pub mod object_grab_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16602,13 +17034,17 @@ pub mod object_grab_update {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<44>(&[16, 12, 12, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<44>(&[16, 12, 12, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 44]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 grab_offset_initial: codec::vec3_at(b0, 16),
                 grab_position: codec::vec3_at(b0, 28),
                 time_since_last: u32::from_le_bytes(codec::at(b0, 40)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16655,16 +17091,16 @@ pub mod object_grab_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 64;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 uv_coord: codec::vec3_at(b0, 0),
                 st_coord: codec::vec3_at(b0, 12),
                 face_index: i32::from_le_bytes(codec::at(b0, 24)),
                 position: codec::vec3_at(b0, 28),
                 normal: codec::vec3_at(b0, 40),
                 binormal: codec::vec3_at(b0, 52),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16705,7 +17141,7 @@ pub struct ObjectGrabUpdate {
     /// The `ObjectData` block.
     pub object_data: object_grab_update::ObjectData,
     /// The `SurfaceInfo` block, 0 to 255 times.
-    pub surface_info: Vec<object_grab_update::SurfaceInfo>,
+    pub surface_info: Blocks<object_grab_update::SurfaceInfo>,
 }
 
 impl MessageType for ObjectGrabUpdate {
@@ -16720,10 +17156,7 @@ impl MessageType for ObjectGrabUpdate {
         Ok(Self {
             agent_data: object_grab_update::AgentData::decode(r)?,
             object_data: object_grab_update::ObjectData::decode(r)?,
-            surface_info: r.blocks(
-                object_grab_update::SurfaceInfo::MIN_SIZE,
-                object_grab_update::SurfaceInfo::decode,
-            )?,
+            surface_info: r.fixed_blocks::<64, _>(object_grab_update::SurfaceInfo::from_run)?,
         })
     }
 
@@ -16783,11 +17216,15 @@ pub mod object_de_grab {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16818,10 +17255,14 @@ pub mod object_de_grab {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16859,16 +17300,16 @@ pub mod object_de_grab {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 64;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[12, 12, 4, 12, 12, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 uv_coord: codec::vec3_at(b0, 0),
                 st_coord: codec::vec3_at(b0, 12),
                 face_index: i32::from_le_bytes(codec::at(b0, 24)),
                 position: codec::vec3_at(b0, 28),
                 normal: codec::vec3_at(b0, 40),
                 binormal: codec::vec3_at(b0, 52),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -16906,7 +17347,7 @@ pub struct ObjectDeGrab {
     /// The `ObjectData` block.
     pub object_data: object_de_grab::ObjectData,
     /// The `SurfaceInfo` block, 0 to 255 times.
-    pub surface_info: Vec<object_de_grab::SurfaceInfo>,
+    pub surface_info: Blocks<object_de_grab::SurfaceInfo>,
 }
 
 impl MessageType for ObjectDeGrab {
@@ -16921,10 +17362,7 @@ impl MessageType for ObjectDeGrab {
         Ok(Self {
             agent_data: object_de_grab::AgentData::decode(r)?,
             object_data: object_de_grab::ObjectData::decode(r)?,
-            surface_info: r.blocks(
-                object_de_grab::SurfaceInfo::MIN_SIZE,
-                object_de_grab::SurfaceInfo::decode,
-            )?,
+            surface_info: r.fixed_blocks::<64, _>(object_de_grab::SurfaceInfo::from_run)?,
         })
     }
 
@@ -16984,11 +17422,15 @@ pub mod object_spin_start {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17019,10 +17461,14 @@ pub mod object_spin_start {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17106,11 +17552,15 @@ pub mod object_spin_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17143,11 +17593,15 @@ pub mod object_spin_update {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<28>(&[16, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<28>(&[16, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 28]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 rotation: codec::quat_at(b0, 16),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17233,11 +17687,15 @@ pub mod object_spin_stop {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17268,10 +17726,14 @@ pub mod object_spin_stop {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17357,12 +17819,16 @@ pub mod object_export_selected {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<34>(&[16, 16, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<34>(&[16, 16, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 34]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 volume_detail: i16::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17394,11 +17860,11 @@ pub mod object_export_selected {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17425,7 +17891,7 @@ pub struct ObjectExportSelected {
     /// The `AgentData` block.
     pub agent_data: object_export_selected::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_export_selected::ObjectData>,
+    pub object_data: Blocks<object_export_selected::ObjectData>,
 }
 
 impl MessageType for ObjectExportSelected {
@@ -17439,10 +17905,7 @@ impl MessageType for ObjectExportSelected {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_export_selected::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_export_selected::ObjectData::MIN_SIZE,
-                object_export_selected::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<16, _>(object_export_selected::ObjectData::from_run)?,
         })
     }
 
@@ -17497,11 +17960,15 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17538,13 +18005,17 @@ pub mod modify_land {
         pub const MIN_SIZE: usize = 10;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<10>(&[1, 1, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<10>(&[1, 1, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 10]) -> Self {
+            Self {
                 action: b0[0],
                 brush_size: b0[1],
                 seconds: f32::from_le_bytes(codec::at(b0, 2)),
                 height: f32::from_le_bytes(codec::at(b0, 6)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17586,15 +18057,15 @@ pub mod modify_land {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 4, 4, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 west: f32::from_le_bytes(codec::at(b0, 4)),
                 south: f32::from_le_bytes(codec::at(b0, 8)),
                 east: f32::from_le_bytes(codec::at(b0, 12)),
                 north: f32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17630,11 +18101,11 @@ pub mod modify_land {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 brush_size: f32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17663,9 +18134,9 @@ pub struct ModifyLand {
     /// The `ModifyBlock` block.
     pub modify_block: modify_land::ModifyBlock,
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<modify_land::ParcelData>,
+    pub parcel_data: Blocks<modify_land::ParcelData>,
     /// The `ModifyBlockExtended` block, 0 to 255 times.
-    pub modify_block_extended: Vec<modify_land::ModifyBlockExtended>,
+    pub modify_block_extended: Blocks<modify_land::ModifyBlockExtended>,
 }
 
 impl MessageType for ModifyLand {
@@ -17680,14 +18151,9 @@ impl MessageType for ModifyLand {
         Ok(Self {
             agent_data: modify_land::AgentData::decode(r)?,
             modify_block: modify_land::ModifyBlock::decode(r)?,
-            parcel_data: r.blocks(
-                modify_land::ParcelData::MIN_SIZE,
-                modify_land::ParcelData::decode,
-            )?,
-            modify_block_extended: r.blocks(
-                modify_land::ModifyBlockExtended::MIN_SIZE,
-                modify_land::ModifyBlockExtended::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<20, _>(modify_land::ParcelData::from_run)?,
+            modify_block_extended: r
+                .fixed_blocks::<4, _>(modify_land::ModifyBlockExtended::from_run)?,
         })
     }
 
@@ -17762,11 +18228,15 @@ pub mod velocity_interpolate_on {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17847,11 +18317,15 @@ pub mod velocity_interpolate_off {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -17932,11 +18406,15 @@ pub mod state_save {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18056,11 +18534,15 @@ pub mod report_autosave_crash {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 pid: i32::from_le_bytes(codec::at(b0, 0)),
                 status: i32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18140,11 +18622,15 @@ pub mod sim_wide_deletes {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18177,11 +18663,15 @@ pub mod sim_wide_deletes {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18267,11 +18757,15 @@ pub mod track_agent {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18302,10 +18796,14 @@ pub mod track_agent {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 prey_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18536,12 +19034,16 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 world: u32::from_le_bytes(codec::at(b0, 0)),
                 objects: u32::from_le_bytes(codec::at(b0, 4)),
                 textures: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18580,13 +19082,17 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 bytes: u32::from_le_bytes(codec::at(b0, 0)),
                 packets: u32::from_le_bytes(codec::at(b0, 4)),
                 compressed: u32::from_le_bytes(codec::at(b0, 8)),
                 savings: u32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18631,15 +19137,19 @@ pub mod viewer_stats {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[4, 4, 4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[4, 4, 4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 send_packet: u32::from_le_bytes(codec::at(b0, 0)),
                 dropped: u32::from_le_bytes(codec::at(b0, 4)),
                 resent: u32::from_le_bytes(codec::at(b0, 8)),
                 failed_resends: u32::from_le_bytes(codec::at(b0, 12)),
                 off_circuit: u32::from_le_bytes(codec::at(b0, 16)),
                 invalid: u32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18679,12 +19189,12 @@ pub mod viewer_stats {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 12;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 type_: u32::from_le_bytes(codec::at(b0, 0)),
                 value: f64::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18718,7 +19228,7 @@ pub struct ViewerStats {
     /// The `FailStats` block.
     pub fail_stats: viewer_stats::FailStats,
     /// The `MiscStats` block, 0 to 255 times.
-    pub misc_stats: Vec<viewer_stats::MiscStats>,
+    pub misc_stats: Blocks<viewer_stats::MiscStats>,
 }
 
 impl MessageType for ViewerStats {
@@ -18735,10 +19245,7 @@ impl MessageType for ViewerStats {
             download_totals: viewer_stats::DownloadTotals::decode(r)?,
             net_stats: r.array(viewer_stats::NetStats::decode)?,
             fail_stats: viewer_stats::FailStats::decode(r)?,
-            misc_stats: r.blocks(
-                viewer_stats::MiscStats::MIN_SIZE,
-                viewer_stats::MiscStats::decode,
-            )?,
+            misc_stats: r.fixed_blocks::<12, _>(viewer_stats::MiscStats::from_run)?,
         })
     }
 
@@ -18816,11 +19323,15 @@ pub mod script_answer_yes {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18855,12 +19366,16 @@ pub mod script_answer_yes {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 questions: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -18949,11 +19464,15 @@ pub mod user_report {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19214,7 +19733,7 @@ pub struct AlertMessage {
     /// The `AlertData` block.
     pub alert_data: alert_message::AlertData,
     /// The `AlertInfo` block, 0 to 255 times.
-    pub alert_info: Vec<alert_message::AlertInfo>,
+    pub alert_info: Blocks<alert_message::AlertInfo>,
 }
 
 impl MessageType for AlertMessage {
@@ -19284,10 +19803,14 @@ pub mod agent_alert_message {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19394,7 +19917,7 @@ impl MessageType for AgentAlertMessage {
 pub mod mean_collision_alert {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `MeanCollision` block of `MeanCollisionAlert`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -19415,15 +19938,15 @@ pub mod mean_collision_alert {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 41;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 victim: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 perp: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 time: u32::from_le_bytes(codec::at(b0, 32)),
                 mag: f32::from_le_bytes(codec::at(b0, 36)),
                 type_: b0[40],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19456,7 +19979,7 @@ pub mod mean_collision_alert {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MeanCollisionAlert {
     /// The `MeanCollision` block, 0 to 255 times.
-    pub mean_collision: Vec<mean_collision_alert::MeanCollision>,
+    pub mean_collision: Blocks<mean_collision_alert::MeanCollision>,
 }
 
 impl MessageType for MeanCollisionAlert {
@@ -19469,10 +19992,8 @@ impl MessageType for MeanCollisionAlert {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            mean_collision: r.blocks(
-                mean_collision_alert::MeanCollision::MIN_SIZE,
-                mean_collision_alert::MeanCollision::decode,
-            )?,
+            mean_collision: r
+                .fixed_blocks::<41, _>(mean_collision_alert::MeanCollision::from_run)?,
         })
     }
 
@@ -19519,8 +20040,12 @@ pub mod viewer_frozen_message {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { data: b0[0] != 0 })
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { data: b0[0] != 0 }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19596,10 +20121,14 @@ pub mod health_message {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 health: f32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19806,13 +20335,17 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 region_x: u32::from_le_bytes(codec::at(b0, 0)),
                 region_y: u32::from_le_bytes(codec::at(b0, 4)),
                 region_flags: u32::from_le_bytes(codec::at(b0, 8)),
                 object_capacity: u32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19848,12 +20381,12 @@ pub mod sim_stats {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 stat_id: u32::from_le_bytes(codec::at(b0, 0)),
                 stat_value: f32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19884,10 +20417,14 @@ pub mod sim_stats {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 pid: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19915,11 +20452,11 @@ pub mod sim_stats {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -19948,11 +20485,11 @@ pub struct SimStats {
     /// The `Region` block.
     pub region: sim_stats::Region,
     /// The `Stat` block, 0 to 255 times.
-    pub stat: Vec<sim_stats::Stat>,
+    pub stat: Blocks<sim_stats::Stat>,
     /// The `PidStat` block.
     pub pid_stat: sim_stats::PidStat,
     /// The `RegionInfo` block, 0 to 255 times.
-    pub region_info: Vec<sim_stats::RegionInfo>,
+    pub region_info: Blocks<sim_stats::RegionInfo>,
 }
 
 impl MessageType for SimStats {
@@ -19966,12 +20503,9 @@ impl MessageType for SimStats {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region: sim_stats::Region::decode(r)?,
-            stat: r.blocks(sim_stats::Stat::MIN_SIZE, sim_stats::Stat::decode)?,
+            stat: r.fixed_blocks::<8, _>(sim_stats::Stat::from_run)?,
             pid_stat: sim_stats::PidStat::decode(r)?,
-            region_info: r.blocks(
-                sim_stats::RegionInfo::MIN_SIZE,
-                sim_stats::RegionInfo::decode,
-            )?,
+            region_info: r.fixed_blocks::<8, _>(sim_stats::RegionInfo::from_run)?,
         })
     }
 
@@ -20042,11 +20576,15 @@ pub mod request_region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20126,11 +20664,15 @@ pub mod region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20341,11 +20883,11 @@ pub mod region_info {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20382,7 +20924,7 @@ pub struct RegionInfo {
     /// The `RegionInfo2` block.
     pub region_info2: region_info::RegionInfo2,
     /// The `RegionInfo3` block, 0 to 255 times.
-    pub region_info3: Vec<region_info::RegionInfo3>,
+    pub region_info3: Blocks<region_info::RegionInfo3>,
 }
 
 impl MessageType for RegionInfo {
@@ -20398,10 +20940,7 @@ impl MessageType for RegionInfo {
             agent_data: region_info::AgentData::decode(r)?,
             region_info: region_info::RegionInfo::decode(r)?,
             region_info2: region_info::RegionInfo2::decode(r)?,
-            region_info3: r.blocks(
-                region_info::RegionInfo3::MIN_SIZE,
-                region_info::RegionInfo3::decode,
-            )?,
+            region_info3: r.fixed_blocks::<8, _>(region_info::RegionInfo3::from_run)?,
         })
     }
 
@@ -20466,11 +21005,15 @@ pub mod god_update_region_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20570,11 +21113,11 @@ pub mod god_update_region_info {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20609,7 +21152,7 @@ pub struct GodUpdateRegionInfo {
     /// The `RegionInfo` block.
     pub region_info: god_update_region_info::RegionInfo,
     /// The `RegionInfo2` block, 0 to 255 times.
-    pub region_info2: Vec<god_update_region_info::RegionInfo2>,
+    pub region_info2: Blocks<god_update_region_info::RegionInfo2>,
 }
 
 impl MessageType for GodUpdateRegionInfo {
@@ -20624,10 +21167,7 @@ impl MessageType for GodUpdateRegionInfo {
         Ok(Self {
             agent_data: god_update_region_info::AgentData::decode(r)?,
             region_info: god_update_region_info::RegionInfo::decode(r)?,
-            region_info2: r.blocks(
-                god_update_region_info::RegionInfo2::MIN_SIZE,
-                god_update_region_info::RegionInfo2::decode,
-            )?,
+            region_info2: r.fixed_blocks::<8, _>(god_update_region_info::RegionInfo2::from_run)?,
         })
     }
 
@@ -20685,10 +21225,14 @@ pub mod nearest_landing_region_request {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20769,10 +21313,14 @@ pub mod nearest_landing_region_reply {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20851,10 +21399,14 @@ pub mod nearest_landing_region_updated {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -20933,10 +21485,14 @@ pub mod teleport_landing_status_changed {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21193,10 +21749,14 @@ pub mod region_handshake {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21287,12 +21847,12 @@ pub mod region_handshake {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[8, 8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 region_flags_extended: u64::from_le_bytes(codec::at(b0, 0)),
                 region_protocols: u64::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21331,7 +21891,7 @@ pub struct RegionHandshake {
     /// The `RegionInfo3` block.
     pub region_info3: region_handshake::RegionInfo3,
     /// The `RegionInfo4` block, 0 to 255 times.
-    pub region_info4: Vec<region_handshake::RegionInfo4>,
+    pub region_info4: Blocks<region_handshake::RegionInfo4>,
 }
 
 impl MessageType for RegionHandshake {
@@ -21347,10 +21907,7 @@ impl MessageType for RegionHandshake {
             region_info: region_handshake::RegionInfo::decode(r)?,
             region_info2: region_handshake::RegionInfo2::decode(r)?,
             region_info3: region_handshake::RegionInfo3::decode(r)?,
-            region_info4: r.blocks(
-                region_handshake::RegionInfo4::MIN_SIZE,
-                region_handshake::RegionInfo4::decode,
-            )?,
+            region_info4: r.fixed_blocks::<16, _>(region_handshake::RegionInfo4::from_run)?,
         })
     }
 
@@ -21415,11 +21972,15 @@ pub mod region_handshake_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21450,10 +22011,14 @@ pub mod region_handshake_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21552,15 +22117,19 @@ pub mod simulator_viewer_time_message {
         pub const MIN_SIZE: usize = 44;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<44>(&[8, 4, 4, 12, 4, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<44>(&[8, 4, 4, 12, 4, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 44]) -> Self {
+            Self {
                 usec_since_start: u64::from_le_bytes(codec::at(b0, 0)),
                 sec_per_day: u32::from_le_bytes(codec::at(b0, 8)),
                 sec_per_year: u32::from_le_bytes(codec::at(b0, 12)),
                 sun_direction: codec::vec3_at(b0, 16),
                 sun_phase: f32::from_le_bytes(codec::at(b0, 28)),
                 sun_ang_velocity: codec::vec3_at(b0, 32),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21659,12 +22228,16 @@ pub mod enable_simulator {
         pub const MIN_SIZE: usize = 14;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<14>(&[8, 4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<14>(&[8, 4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 14]) -> Self {
+            Self {
                 handle: u64::from_le_bytes(codec::at(b0, 0)),
                 ip: codec::ipaddr_at(b0, 8),
                 port: u16::from_be_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -21978,11 +22551,15 @@ pub mod transfer_abort {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 transfer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 channel_type: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22180,11 +22757,15 @@ pub mod abort_xfer {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[8, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[8, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 id: u64::from_le_bytes(codec::at(b0, 0)),
                 result: i32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22263,11 +22844,15 @@ pub mod avatar_appearance {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 is_trial: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22329,9 +22914,9 @@ pub mod avatar_appearance {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 1;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { param_value: b0[0] })
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { param_value: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22363,13 +22948,13 @@ pub mod avatar_appearance {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 9;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<9>(&[1, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 9]) -> Self {
+            Self {
                 appearance_version: b0[0],
                 cof_version: i32::from_le_bytes(codec::at(b0, 1)),
                 flags: u32::from_le_bytes(codec::at(b0, 5)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22401,11 +22986,11 @@ pub mod avatar_appearance {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 12;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 hover_height: codec::vec3_at(b0, 0),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22433,11 +23018,11 @@ pub struct AvatarAppearance {
     /// The `ObjectData` block.
     pub object_data: avatar_appearance::ObjectData,
     /// The `VisualParam` block, 0 to 255 times.
-    pub visual_param: Vec<avatar_appearance::VisualParam>,
+    pub visual_param: Blocks<avatar_appearance::VisualParam>,
     /// The `AppearanceData` block, 0 to 255 times.
-    pub appearance_data: Vec<avatar_appearance::AppearanceData>,
+    pub appearance_data: Blocks<avatar_appearance::AppearanceData>,
     /// The `AppearanceHover` block, 0 to 255 times.
-    pub appearance_hover: Vec<avatar_appearance::AppearanceHover>,
+    pub appearance_hover: Blocks<avatar_appearance::AppearanceHover>,
 }
 
 impl MessageType for AvatarAppearance {
@@ -22452,18 +23037,10 @@ impl MessageType for AvatarAppearance {
         Ok(Self {
             sender: avatar_appearance::Sender::decode(r)?,
             object_data: avatar_appearance::ObjectData::decode(r)?,
-            visual_param: r.blocks(
-                avatar_appearance::VisualParam::MIN_SIZE,
-                avatar_appearance::VisualParam::decode,
-            )?,
-            appearance_data: r.blocks(
-                avatar_appearance::AppearanceData::MIN_SIZE,
-                avatar_appearance::AppearanceData::decode,
-            )?,
-            appearance_hover: r.blocks(
-                avatar_appearance::AppearanceHover::MIN_SIZE,
-                avatar_appearance::AppearanceHover::decode,
-            )?,
+            visual_param: r.fixed_blocks::<1, _>(avatar_appearance::VisualParam::from_run)?,
+            appearance_data: r.fixed_blocks::<9, _>(avatar_appearance::AppearanceData::from_run)?,
+            appearance_hover: r
+                .fixed_blocks::<12, _>(avatar_appearance::AppearanceHover::from_run)?,
         })
     }
 
@@ -22551,10 +23128,14 @@ pub mod set_follow_cam_properties {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22584,12 +23165,12 @@ pub mod set_follow_cam_properties {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 type_: i32::from_le_bytes(codec::at(b0, 0)),
                 value: f32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22617,7 +23198,7 @@ pub struct SetFollowCamProperties {
     /// The `ObjectData` block.
     pub object_data: set_follow_cam_properties::ObjectData,
     /// The `CameraProperty` block, 0 to 255 times.
-    pub camera_property: Vec<set_follow_cam_properties::CameraProperty>,
+    pub camera_property: Blocks<set_follow_cam_properties::CameraProperty>,
 }
 
 impl MessageType for SetFollowCamProperties {
@@ -22631,10 +23212,8 @@ impl MessageType for SetFollowCamProperties {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: set_follow_cam_properties::ObjectData::decode(r)?,
-            camera_property: r.blocks(
-                set_follow_cam_properties::CameraProperty::MIN_SIZE,
-                set_follow_cam_properties::CameraProperty::decode,
-            )?,
+            camera_property: r
+                .fixed_blocks::<8, _>(set_follow_cam_properties::CameraProperty::from_run)?,
         })
     }
 
@@ -22687,10 +23266,14 @@ pub mod clear_follow_cam_properties {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22765,10 +23348,14 @@ pub mod request_pay_price {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22846,11 +23433,15 @@ pub mod pay_price_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 default_pay_price: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22880,11 +23471,11 @@ pub mod pay_price_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 pay_button: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -22911,7 +23502,7 @@ pub struct PayPriceReply {
     /// The `ObjectData` block.
     pub object_data: pay_price_reply::ObjectData,
     /// The `ButtonData` block, 0 to 255 times.
-    pub button_data: Vec<pay_price_reply::ButtonData>,
+    pub button_data: Blocks<pay_price_reply::ButtonData>,
 }
 
 impl MessageType for PayPriceReply {
@@ -22925,10 +23516,7 @@ impl MessageType for PayPriceReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: pay_price_reply::ObjectData::decode(r)?,
-            button_data: r.blocks(
-                pay_price_reply::ButtonData::MIN_SIZE,
-                pay_price_reply::ButtonData::decode,
-            )?,
+            button_data: r.fixed_blocks::<4, _>(pay_price_reply::ButtonData::from_run)?,
         })
     }
 
@@ -22994,11 +23582,15 @@ pub mod kick_user {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<6>(&[4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 target_ip: codec::ipaddr_at(b0, 0),
                 target_port: u16::from_be_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23134,11 +23726,15 @@ pub mod kick_user_ack {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23306,7 +23902,7 @@ impl MessageType for GodKickUser {
 pub mod system_kick_user {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `AgentInfo` block of `SystemKickUser`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -23319,11 +23915,11 @@ pub mod system_kick_user {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23348,7 +23944,7 @@ pub mod system_kick_user {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SystemKickUser {
     /// The `AgentInfo` block, 0 to 255 times.
-    pub agent_info: Vec<system_kick_user::AgentInfo>,
+    pub agent_info: Blocks<system_kick_user::AgentInfo>,
 }
 
 impl MessageType for SystemKickUser {
@@ -23361,10 +23957,7 @@ impl MessageType for SystemKickUser {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            agent_info: r.blocks(
-                system_kick_user::AgentInfo::MIN_SIZE,
-                system_kick_user::AgentInfo::decode,
-            )?,
+            agent_info: r.fixed_blocks::<16, _>(system_kick_user::AgentInfo::from_run)?,
         })
     }
 
@@ -23413,11 +24006,15 @@ pub mod eject_user {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23450,11 +24047,15 @@ pub mod eject_user {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23542,11 +24143,15 @@ pub mod freeze_user {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23579,11 +24184,15 @@ pub mod freeze_user {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23674,12 +24283,16 @@ pub mod avatar_properties_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23766,13 +24379,17 @@ pub mod avatar_properties_request_backend {
         pub const MIN_SIZE: usize = 34;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<34>(&[16, 16, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<34>(&[16, 16, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 34]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 god_level: b0[32],
                 web_profiles_disabled: b0[33] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -23864,11 +24481,15 @@ pub mod avatar_properties_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24058,11 +24679,15 @@ pub mod avatar_interests_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24219,11 +24844,15 @@ pub mod avatar_groups_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 avatar_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24317,10 +24946,14 @@ pub mod avatar_groups_reply {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 list_in_profile: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24349,7 +24982,7 @@ pub struct AvatarGroupsReply {
     /// The `AgentData` block.
     pub agent_data: avatar_groups_reply::AgentData,
     /// The `GroupData` block, 0 to 255 times.
-    pub group_data: Vec<avatar_groups_reply::GroupData>,
+    pub group_data: Blocks<avatar_groups_reply::GroupData>,
     /// The `NewGroupData` block.
     pub new_group_data: avatar_groups_reply::NewGroupData,
 }
@@ -24429,11 +25062,15 @@ pub mod avatar_properties_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24600,11 +25237,15 @@ pub mod avatar_interests_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24757,10 +25398,14 @@ pub mod avatar_notes_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -24887,11 +25532,15 @@ pub mod avatar_notes_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25019,11 +25668,15 @@ pub mod avatar_picks_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 target_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25095,7 +25748,7 @@ pub struct AvatarPicksReply {
     /// The `AgentData` block.
     pub agent_data: avatar_picks_reply::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<avatar_picks_reply::Data>,
+    pub data: Blocks<avatar_picks_reply::Data>,
 }
 
 impl MessageType for AvatarPicksReply {
@@ -25161,11 +25814,15 @@ pub mod event_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25196,10 +25853,14 @@ pub mod event_info_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25284,10 +25945,14 @@ pub mod event_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25485,11 +26150,15 @@ pub mod event_notification_add_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25520,10 +26189,14 @@ pub mod event_notification_add_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25610,11 +26283,15 @@ pub mod event_notification_remove_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25645,10 +26322,14 @@ pub mod event_notification_remove_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25735,11 +26416,15 @@ pub mod event_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25770,10 +26455,14 @@ pub mod event_god_delete {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -25919,10 +26608,14 @@ pub mod pick_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26117,11 +26810,15 @@ pub mod pick_info_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26293,11 +26990,15 @@ pub mod pick_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26328,10 +27029,14 @@ pub mod pick_delete {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26418,11 +27123,15 @@ pub mod pick_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26455,11 +27164,15 @@ pub mod pick_god_delete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 pick_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26603,10 +27316,14 @@ pub mod script_question {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 experience_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26675,7 +27392,7 @@ impl MessageType for ScriptQuestion {
 pub mod script_control_change {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `Data` block of `ScriptControlChange`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -26692,13 +27409,13 @@ pub mod script_control_change {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 6;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[1, 4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 take_controls: b0[0] != 0,
                 controls: u32::from_le_bytes(codec::at(b0, 1)),
                 pass_to_agent: b0[5] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26727,7 +27444,7 @@ pub mod script_control_change {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScriptControlChange {
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<script_control_change::Data>,
+    pub data: Blocks<script_control_change::Data>,
 }
 
 impl MessageType for ScriptControlChange {
@@ -26740,10 +27457,7 @@ impl MessageType for ScriptControlChange {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            data: r.blocks(
-                script_control_change::Data::MIN_SIZE,
-                script_control_change::Data::decode,
-            )?,
+            data: r.fixed_blocks::<6, _>(script_control_change::Data::from_run)?,
         })
     }
 
@@ -26891,11 +27605,11 @@ pub mod script_dialog {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -26923,9 +27637,9 @@ pub struct ScriptDialog {
     /// The `Data` block.
     pub data: script_dialog::Data,
     /// The `Buttons` block, 0 to 255 times.
-    pub buttons: Vec<script_dialog::Buttons>,
+    pub buttons: Blocks<script_dialog::Buttons>,
     /// The `OwnerData` block, 0 to 255 times.
-    pub owner_data: Vec<script_dialog::OwnerData>,
+    pub owner_data: Blocks<script_dialog::OwnerData>,
 }
 
 impl MessageType for ScriptDialog {
@@ -26943,10 +27657,7 @@ impl MessageType for ScriptDialog {
                 script_dialog::Buttons::MIN_SIZE,
                 script_dialog::Buttons::decode,
             )?,
-            owner_data: r.blocks(
-                script_dialog::OwnerData::MIN_SIZE,
-                script_dialog::OwnerData::decode,
-            )?,
+            owner_data: r.fixed_blocks::<16, _>(script_dialog::OwnerData::from_run)?,
         })
     }
 
@@ -27012,11 +27723,15 @@ pub mod script_dialog_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27152,11 +27867,15 @@ pub mod force_script_control_release {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27236,11 +27955,15 @@ pub mod revoke_permissions {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27273,11 +27996,15 @@ pub mod revoke_permissions {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 object_permissions: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27522,11 +28249,11 @@ pub mod script_teleport_request {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27556,7 +28283,7 @@ pub struct ScriptTeleportRequest {
     /// The `Data` block.
     pub data: script_teleport_request::Data,
     /// The `Options` block, 0 to 255 times.
-    pub options: Vec<script_teleport_request::Options>,
+    pub options: Blocks<script_teleport_request::Options>,
 }
 
 impl MessageType for ScriptTeleportRequest {
@@ -27570,10 +28297,7 @@ impl MessageType for ScriptTeleportRequest {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: script_teleport_request::Data::decode(r)?,
-            options: r.blocks(
-                script_teleport_request::Options::MIN_SIZE,
-                script_teleport_request::Options::decode,
-            )?,
+            options: r.fixed_blocks::<4, _>(script_teleport_request::Options::from_run)?,
         })
     }
 
@@ -27716,11 +28440,15 @@ pub mod parcel_properties_request_by_id {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27753,11 +28481,15 @@ pub mod parcel_properties_request_by_id {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
                 local_id: i32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -27845,11 +28577,15 @@ pub mod parcel_properties_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28079,11 +28815,15 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28116,11 +28856,15 @@ pub mod parcel_return_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 return_type: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28150,11 +28894,11 @@ pub mod parcel_return_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28182,11 +28926,11 @@ pub mod parcel_return_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28216,9 +28960,9 @@ pub struct ParcelReturnObjects {
     /// The `ParcelData` block.
     pub parcel_data: parcel_return_objects::ParcelData,
     /// The `TaskIDs` block, 0 to 255 times.
-    pub task_i_ds: Vec<parcel_return_objects::TaskIDs>,
+    pub task_i_ds: Blocks<parcel_return_objects::TaskIDs>,
     /// The `OwnerIDs` block, 0 to 255 times.
-    pub owner_i_ds: Vec<parcel_return_objects::OwnerIDs>,
+    pub owner_i_ds: Blocks<parcel_return_objects::OwnerIDs>,
 }
 
 impl MessageType for ParcelReturnObjects {
@@ -28233,14 +28977,8 @@ impl MessageType for ParcelReturnObjects {
         Ok(Self {
             agent_data: parcel_return_objects::AgentData::decode(r)?,
             parcel_data: parcel_return_objects::ParcelData::decode(r)?,
-            task_i_ds: r.blocks(
-                parcel_return_objects::TaskIDs::MIN_SIZE,
-                parcel_return_objects::TaskIDs::decode,
-            )?,
-            owner_i_ds: r.blocks(
-                parcel_return_objects::OwnerIDs::MIN_SIZE,
-                parcel_return_objects::OwnerIDs::decode,
-            )?,
+            task_i_ds: r.fixed_blocks::<16, _>(parcel_return_objects::TaskIDs::from_run)?,
+            owner_i_ds: r.fixed_blocks::<16, _>(parcel_return_objects::OwnerIDs::from_run)?,
         })
     }
 
@@ -28315,11 +29053,15 @@ pub mod parcel_set_other_clean_time {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28352,11 +29094,15 @@ pub mod parcel_set_other_clean_time {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 other_clean_time: i32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28444,11 +29190,15 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28481,11 +29231,15 @@ pub mod parcel_disable_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 return_type: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28515,11 +29269,11 @@ pub mod parcel_disable_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28547,11 +29301,11 @@ pub mod parcel_disable_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28582,9 +29336,9 @@ pub struct ParcelDisableObjects {
     /// The `ParcelData` block.
     pub parcel_data: parcel_disable_objects::ParcelData,
     /// The `TaskIDs` block, 0 to 255 times.
-    pub task_i_ds: Vec<parcel_disable_objects::TaskIDs>,
+    pub task_i_ds: Blocks<parcel_disable_objects::TaskIDs>,
     /// The `OwnerIDs` block, 0 to 255 times.
-    pub owner_i_ds: Vec<parcel_disable_objects::OwnerIDs>,
+    pub owner_i_ds: Blocks<parcel_disable_objects::OwnerIDs>,
 }
 
 impl MessageType for ParcelDisableObjects {
@@ -28599,14 +29353,8 @@ impl MessageType for ParcelDisableObjects {
         Ok(Self {
             agent_data: parcel_disable_objects::AgentData::decode(r)?,
             parcel_data: parcel_disable_objects::ParcelData::decode(r)?,
-            task_i_ds: r.blocks(
-                parcel_disable_objects::TaskIDs::MIN_SIZE,
-                parcel_disable_objects::TaskIDs::decode,
-            )?,
-            owner_i_ds: r.blocks(
-                parcel_disable_objects::OwnerIDs::MIN_SIZE,
-                parcel_disable_objects::OwnerIDs::decode,
-            )?,
+            task_i_ds: r.fixed_blocks::<16, _>(parcel_disable_objects::TaskIDs::from_run)?,
+            owner_i_ds: r.fixed_blocks::<16, _>(parcel_disable_objects::OwnerIDs::from_run)?,
         })
     }
 
@@ -28681,11 +29429,15 @@ pub mod parcel_select_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28718,11 +29470,15 @@ pub mod parcel_select_objects {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 return_type: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28752,11 +29508,11 @@ pub mod parcel_select_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 return_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -28786,7 +29542,7 @@ pub struct ParcelSelectObjects {
     /// The `ParcelData` block.
     pub parcel_data: parcel_select_objects::ParcelData,
     /// The `ReturnIDs` block, 0 to 255 times.
-    pub return_i_ds: Vec<parcel_select_objects::ReturnIDs>,
+    pub return_i_ds: Blocks<parcel_select_objects::ReturnIDs>,
 }
 
 impl MessageType for ParcelSelectObjects {
@@ -28801,10 +29557,7 @@ impl MessageType for ParcelSelectObjects {
         Ok(Self {
             agent_data: parcel_select_objects::AgentData::decode(r)?,
             parcel_data: parcel_select_objects::ParcelData::decode(r)?,
-            return_i_ds: r.blocks(
-                parcel_select_objects::ReturnIDs::MIN_SIZE,
-                parcel_select_objects::ReturnIDs::decode,
-            )?,
+            return_i_ds: r.fixed_blocks::<16, _>(parcel_select_objects::ReturnIDs::from_run)?,
         })
     }
 
@@ -28864,11 +29617,15 @@ pub mod estate_covenant_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29049,10 +29806,14 @@ pub mod force_object_select {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 reset_list: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29080,11 +29841,11 @@ pub mod force_object_select {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29112,7 +29873,7 @@ pub struct ForceObjectSelect {
     /// The `Header` block.
     pub header: force_object_select::Header,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<force_object_select::Data>,
+    pub data: Blocks<force_object_select::Data>,
 }
 
 impl MessageType for ForceObjectSelect {
@@ -29126,10 +29887,7 @@ impl MessageType for ForceObjectSelect {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: force_object_select::Header::decode(r)?,
-            data: r.blocks(
-                force_object_select::Data::MIN_SIZE,
-                force_object_select::Data::decode,
-            )?,
+            data: r.fixed_blocks::<4, _>(force_object_select::Data::from_run)?,
         })
     }
 
@@ -29178,11 +29936,15 @@ pub mod parcel_buy_pass {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29213,10 +29975,14 @@ pub mod parcel_buy_pass {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29302,11 +30068,15 @@ pub mod parcel_deed_to_group {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29341,11 +30111,15 @@ pub mod parcel_deed_to_group {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 local_id: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29433,11 +30207,15 @@ pub mod parcel_reclaim {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29470,10 +30248,14 @@ pub mod parcel_reclaim {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29557,11 +30339,15 @@ pub mod parcel_claim {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29598,12 +30384,16 @@ pub mod parcel_claim {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<18>(&[16, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 18]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 is_group_owned: b0[16] != 0,
                 final_: b0[17] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29641,14 +30431,14 @@ pub mod parcel_claim {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 west: f32::from_le_bytes(codec::at(b0, 0)),
                 south: f32::from_le_bytes(codec::at(b0, 4)),
                 east: f32::from_le_bytes(codec::at(b0, 8)),
                 north: f32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29684,7 +30474,7 @@ pub struct ParcelClaim {
     /// The `Data` block.
     pub data: parcel_claim::Data,
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<parcel_claim::ParcelData>,
+    pub parcel_data: Blocks<parcel_claim::ParcelData>,
 }
 
 impl MessageType for ParcelClaim {
@@ -29699,10 +30489,7 @@ impl MessageType for ParcelClaim {
         Ok(Self {
             agent_data: parcel_claim::AgentData::decode(r)?,
             data: parcel_claim::Data::decode(r)?,
-            parcel_data: r.blocks(
-                parcel_claim::ParcelData::MIN_SIZE,
-                parcel_claim::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<16, _>(parcel_claim::ParcelData::from_run)?,
         })
     }
 
@@ -29762,11 +30549,15 @@ pub mod parcel_join {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29803,13 +30594,17 @@ pub mod parcel_join {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 west: f32::from_le_bytes(codec::at(b0, 0)),
                 south: f32::from_le_bytes(codec::at(b0, 4)),
                 east: f32::from_le_bytes(codec::at(b0, 8)),
                 north: f32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29902,11 +30697,15 @@ pub mod parcel_divide {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -29943,13 +30742,17 @@ pub mod parcel_divide {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[4, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 west: f32::from_le_bytes(codec::at(b0, 0)),
                 south: f32::from_le_bytes(codec::at(b0, 4)),
                 east: f32::from_le_bytes(codec::at(b0, 8)),
                 north: f32::from_le_bytes(codec::at(b0, 12)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30043,11 +30846,15 @@ pub mod parcel_release {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30080,10 +30887,14 @@ pub mod parcel_release {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30170,11 +30981,15 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30215,14 +31030,18 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 23;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<23>(&[16, 1, 1, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<23>(&[16, 1, 1, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 23]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 is_group_owned: b0[16] != 0,
                 remove_contribution: b0[17] != 0,
                 local_id: i32::from_le_bytes(codec::at(b0, 18)),
                 final_: b0[22] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30264,11 +31083,15 @@ pub mod parcel_buy {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 price: i32::from_le_bytes(codec::at(b0, 0)),
                 area: i32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30363,11 +31186,15 @@ pub mod parcel_god_force_owner {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30402,11 +31229,15 @@ pub mod parcel_god_force_owner {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 local_id: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30492,11 +31323,15 @@ pub mod parcel_access_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30531,12 +31366,16 @@ pub mod parcel_access_list_request {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 4)),
                 local_id: i32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30629,13 +31468,17 @@ pub mod parcel_access_list_reply {
         pub const MIN_SIZE: usize = 28;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<28>(&[16, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<28>(&[16, 4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 28]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 sequence_id: i32::from_le_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 20)),
                 local_id: i32::from_le_bytes(codec::at(b0, 24)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30675,13 +31518,13 @@ pub mod parcel_access_list_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 24;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 time: i32::from_le_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30712,7 +31555,7 @@ pub struct ParcelAccessListReply {
     /// The `Data` block.
     pub data: parcel_access_list_reply::Data,
     /// The `List` block, 0 to 255 times.
-    pub list: Vec<parcel_access_list_reply::List>,
+    pub list: Blocks<parcel_access_list_reply::List>,
 }
 
 impl MessageType for ParcelAccessListReply {
@@ -30726,10 +31569,7 @@ impl MessageType for ParcelAccessListReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: parcel_access_list_reply::Data::decode(r)?,
-            list: r.blocks(
-                parcel_access_list_reply::List::MIN_SIZE,
-                parcel_access_list_reply::List::decode,
-            )?,
+            list: r.fixed_blocks::<24, _>(parcel_access_list_reply::List::from_run)?,
         })
     }
 
@@ -30778,11 +31618,15 @@ pub mod parcel_access_list_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30821,14 +31665,18 @@ pub mod parcel_access_list_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[4, 4, 16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[4, 4, 16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
                 local_id: i32::from_le_bytes(codec::at(b0, 4)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 8)),
                 sequence_id: i32::from_le_bytes(codec::at(b0, 24)),
                 sections: i32::from_le_bytes(codec::at(b0, 28)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30870,13 +31718,13 @@ pub mod parcel_access_list_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 24;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 time: i32::from_le_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -30909,7 +31757,7 @@ pub struct ParcelAccessListUpdate {
     /// The `Data` block.
     pub data: parcel_access_list_update::Data,
     /// The `List` block, 0 to 255 times.
-    pub list: Vec<parcel_access_list_update::List>,
+    pub list: Blocks<parcel_access_list_update::List>,
 }
 
 impl MessageType for ParcelAccessListUpdate {
@@ -30924,10 +31772,7 @@ impl MessageType for ParcelAccessListUpdate {
         Ok(Self {
             agent_data: parcel_access_list_update::AgentData::decode(r)?,
             data: parcel_access_list_update::Data::decode(r)?,
-            list: r.blocks(
-                parcel_access_list_update::List::MIN_SIZE,
-                parcel_access_list_update::List::decode,
-            )?,
+            list: r.fixed_blocks::<24, _>(parcel_access_list_update::List::from_run)?,
         })
     }
 
@@ -30983,11 +31828,15 @@ pub mod parcel_dwell_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31022,11 +31871,15 @@ pub mod parcel_dwell_request {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31111,10 +31964,14 @@ pub mod parcel_dwell_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31147,12 +32004,16 @@ pub mod parcel_dwell_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[4, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[4, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
                 dwell: f32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31267,8 +32128,14 @@ pub mod request_parcel_transfer {
         pub const MIN_SIZE: usize = 86;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<86>(&[16, 4, 16, 16, 16, 1, 4, 4, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(
+                r.fixed_run::<86>(&[16, 4, 16, 16, 16, 1, 4, 4, 4, 4, 1])?,
+            ))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 86]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 transaction_time: u32::from_le_bytes(codec::at(b0, 16)),
                 source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 20)),
@@ -31280,7 +32147,7 @@ pub mod request_parcel_transfer {
                 billable_area: i32::from_le_bytes(codec::at(b0, 77)),
                 actual_area: i32::from_le_bytes(codec::at(b0, 81)),
                 final_: b0[85] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31335,12 +32202,16 @@ pub mod request_parcel_transfer {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 grid_x: u32::from_le_bytes(codec::at(b0, 16)),
                 grid_y: u32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31604,7 +32475,7 @@ impl MessageType for UpdateParcel {
 pub mod remove_parcel {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ParcelData` block of `RemoveParcel`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -31617,11 +32488,11 @@ pub mod remove_parcel {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31647,7 +32518,7 @@ pub mod remove_parcel {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RemoveParcel {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<remove_parcel::ParcelData>,
+    pub parcel_data: Blocks<remove_parcel::ParcelData>,
 }
 
 impl MessageType for RemoveParcel {
@@ -31660,10 +32531,7 @@ impl MessageType for RemoveParcel {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            parcel_data: r.blocks(
-                remove_parcel::ParcelData::MIN_SIZE,
-                remove_parcel::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<16, _>(remove_parcel::ParcelData::from_run)?,
         })
     }
 
@@ -31710,10 +32578,14 @@ pub mod merge_parcel {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 master_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31741,11 +32613,11 @@ pub mod merge_parcel {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 slave_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31772,7 +32644,7 @@ pub struct MergeParcel {
     /// The `MasterParcelData` block.
     pub master_parcel_data: merge_parcel::MasterParcelData,
     /// The `SlaveParcelData` block, 0 to 255 times.
-    pub slave_parcel_data: Vec<merge_parcel::SlaveParcelData>,
+    pub slave_parcel_data: Blocks<merge_parcel::SlaveParcelData>,
 }
 
 impl MessageType for MergeParcel {
@@ -31786,10 +32658,7 @@ impl MessageType for MergeParcel {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             master_parcel_data: merge_parcel::MasterParcelData::decode(r)?,
-            slave_parcel_data: r.blocks(
-                merge_parcel::SlaveParcelData::MIN_SIZE,
-                merge_parcel::SlaveParcelData::decode,
-            )?,
+            slave_parcel_data: r.fixed_blocks::<16, _>(merge_parcel::SlaveParcelData::from_run)?,
         })
     }
 
@@ -31842,10 +32711,14 @@ pub mod log_parcel_changes {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31874,10 +32747,14 @@ pub mod log_parcel_changes {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31915,16 +32792,16 @@ pub mod log_parcel_changes {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 54;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<54>(&[16, 16, 1, 4, 1, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 54]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 is_owner_group: b0[32] != 0,
                 actual_area: i32::from_le_bytes(codec::at(b0, 33)),
                 action: i8::from_le_bytes([b0[37]]),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 38)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -31962,7 +32839,7 @@ pub struct LogParcelChanges {
     /// The `RegionData` block.
     pub region_data: log_parcel_changes::RegionData,
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<log_parcel_changes::ParcelData>,
+    pub parcel_data: Blocks<log_parcel_changes::ParcelData>,
 }
 
 impl MessageType for LogParcelChanges {
@@ -31977,10 +32854,7 @@ impl MessageType for LogParcelChanges {
         Ok(Self {
             agent_data: log_parcel_changes::AgentData::decode(r)?,
             region_data: log_parcel_changes::RegionData::decode(r)?,
-            parcel_data: r.blocks(
-                log_parcel_changes::ParcelData::MIN_SIZE,
-                log_parcel_changes::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<54, _>(log_parcel_changes::ParcelData::from_run)?,
         })
     }
 
@@ -32024,7 +32898,7 @@ impl MessageType for LogParcelChanges {
 pub mod check_parcel_sales {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `RegionData` block of `CheckParcelSales`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32037,11 +32911,11 @@ pub mod check_parcel_sales {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32065,7 +32939,7 @@ pub mod check_parcel_sales {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CheckParcelSales {
     /// The `RegionData` block, 0 to 255 times.
-    pub region_data: Vec<check_parcel_sales::RegionData>,
+    pub region_data: Blocks<check_parcel_sales::RegionData>,
 }
 
 impl MessageType for CheckParcelSales {
@@ -32078,10 +32952,7 @@ impl MessageType for CheckParcelSales {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            region_data: r.blocks(
-                check_parcel_sales::RegionData::MIN_SIZE,
-                check_parcel_sales::RegionData::decode,
-            )?,
+            region_data: r.fixed_blocks::<8, _>(check_parcel_sales::RegionData::from_run)?,
         })
     }
 
@@ -32114,7 +32985,7 @@ impl MessageType for CheckParcelSales {
 pub mod parcel_sales {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ParcelData` block of `ParcelSales`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32129,12 +33000,12 @@ pub mod parcel_sales {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 buyer_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32161,7 +33032,7 @@ pub mod parcel_sales {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParcelSales {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<parcel_sales::ParcelData>,
+    pub parcel_data: Blocks<parcel_sales::ParcelData>,
 }
 
 impl MessageType for ParcelSales {
@@ -32174,10 +33045,7 @@ impl MessageType for ParcelSales {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            parcel_data: r.blocks(
-                parcel_sales::ParcelData::MIN_SIZE,
-                parcel_sales::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<32, _>(parcel_sales::ParcelData::from_run)?,
         })
     }
 
@@ -32226,11 +33094,15 @@ pub mod parcel_god_mark_as_content {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32261,10 +33133,14 @@ pub mod parcel_god_mark_as_content {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32350,11 +33226,15 @@ pub mod viewer_start_auction {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32387,11 +33267,15 @@ pub mod viewer_start_auction {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 local_id: i32::from_le_bytes(codec::at(b0, 0)),
                 snapshot_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32478,10 +33362,14 @@ pub mod start_auction {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32611,11 +33499,15 @@ pub mod confirm_auction_start {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 auction_id: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32678,7 +33570,7 @@ impl MessageType for ConfirmAuctionStart {
 pub mod complete_auction {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ParcelData` block of `CompleteAuction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32691,11 +33583,11 @@ pub mod complete_auction {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32720,7 +33612,7 @@ pub mod complete_auction {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CompleteAuction {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<complete_auction::ParcelData>,
+    pub parcel_data: Blocks<complete_auction::ParcelData>,
 }
 
 impl MessageType for CompleteAuction {
@@ -32733,10 +33625,7 @@ impl MessageType for CompleteAuction {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            parcel_data: r.blocks(
-                complete_auction::ParcelData::MIN_SIZE,
-                complete_auction::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<16, _>(complete_auction::ParcelData::from_run)?,
         })
     }
 
@@ -32769,7 +33658,7 @@ impl MessageType for CompleteAuction {
 pub mod cancel_auction {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ParcelData` block of `CancelAuction`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32782,11 +33671,11 @@ pub mod cancel_auction {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32810,7 +33699,7 @@ pub mod cancel_auction {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CancelAuction {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<cancel_auction::ParcelData>,
+    pub parcel_data: Blocks<cancel_auction::ParcelData>,
 }
 
 impl MessageType for CancelAuction {
@@ -32823,10 +33712,7 @@ impl MessageType for CancelAuction {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            parcel_data: r.blocks(
-                cancel_auction::ParcelData::MIN_SIZE,
-                cancel_auction::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<16, _>(cancel_auction::ParcelData::from_run)?,
         })
     }
 
@@ -32859,7 +33745,7 @@ impl MessageType for CancelAuction {
 pub mod check_parcel_auctions {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `RegionData` block of `CheckParcelAuctions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32872,11 +33758,11 @@ pub mod check_parcel_auctions {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 8;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_handle: u64::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32900,7 +33786,7 @@ pub mod check_parcel_auctions {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CheckParcelAuctions {
     /// The `RegionData` block, 0 to 255 times.
-    pub region_data: Vec<check_parcel_auctions::RegionData>,
+    pub region_data: Blocks<check_parcel_auctions::RegionData>,
 }
 
 impl MessageType for CheckParcelAuctions {
@@ -32913,10 +33799,7 @@ impl MessageType for CheckParcelAuctions {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            region_data: r.blocks(
-                check_parcel_auctions::RegionData::MIN_SIZE,
-                check_parcel_auctions::RegionData::decode,
-            )?,
+            region_data: r.fixed_blocks::<8, _>(check_parcel_auctions::RegionData::from_run)?,
         })
     }
 
@@ -32949,7 +33832,7 @@ impl MessageType for CheckParcelAuctions {
 pub mod parcel_auctions {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `ParcelData` block of `ParcelAuctions`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -32964,12 +33847,12 @@ pub mod parcel_auctions {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 parcel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 winner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -32996,7 +33879,7 @@ pub mod parcel_auctions {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParcelAuctions {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<parcel_auctions::ParcelData>,
+    pub parcel_data: Blocks<parcel_auctions::ParcelData>,
 }
 
 impl MessageType for ParcelAuctions {
@@ -33009,10 +33892,7 @@ impl MessageType for ParcelAuctions {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            parcel_data: r.blocks(
-                parcel_auctions::ParcelData::MIN_SIZE,
-                parcel_auctions::ParcelData::decode,
-            )?,
+            parcel_data: r.fixed_blocks::<32, _>(parcel_auctions::ParcelData::from_run)?,
         })
     }
 
@@ -33045,7 +33925,7 @@ impl MessageType for ParcelAuctions {
 pub mod uuid_name_request {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `UUIDNameBlock` block of `UUIDNameRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33058,11 +33938,11 @@ pub mod uuid_name_request {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33087,7 +33967,7 @@ pub mod uuid_name_request {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UuidNameRequest {
     /// The `UUIDNameBlock` block, 0 to 255 times.
-    pub uuid_name_block: Vec<uuid_name_request::UuidNameBlock>,
+    pub uuid_name_block: Blocks<uuid_name_request::UuidNameBlock>,
 }
 
 impl MessageType for UuidNameRequest {
@@ -33100,10 +33980,7 @@ impl MessageType for UuidNameRequest {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            uuid_name_block: r.blocks(
-                uuid_name_request::UuidNameBlock::MIN_SIZE,
-                uuid_name_request::UuidNameBlock::decode,
-            )?,
+            uuid_name_block: r.fixed_blocks::<16, _>(uuid_name_request::UuidNameBlock::from_run)?,
         })
     }
 
@@ -33190,7 +34067,7 @@ pub mod uuid_name_reply {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UuidNameReply {
     /// The `UUIDNameBlock` block, 0 to 255 times.
-    pub uuid_name_block: Vec<uuid_name_reply::UuidNameBlock>,
+    pub uuid_name_block: Blocks<uuid_name_reply::UuidNameBlock>,
 }
 
 impl MessageType for UuidNameReply {
@@ -33239,7 +34116,7 @@ impl MessageType for UuidNameReply {
 pub mod uuid_group_name_request {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `UUIDNameBlock` block of `UUIDGroupNameRequest`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -33252,11 +34129,11 @@ pub mod uuid_group_name_request {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33281,7 +34158,7 @@ pub mod uuid_group_name_request {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UuidGroupNameRequest {
     /// The `UUIDNameBlock` block, 0 to 255 times.
-    pub uuid_name_block: Vec<uuid_group_name_request::UuidNameBlock>,
+    pub uuid_name_block: Blocks<uuid_group_name_request::UuidNameBlock>,
 }
 
 impl MessageType for UuidGroupNameRequest {
@@ -33294,10 +34171,8 @@ impl MessageType for UuidGroupNameRequest {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            uuid_name_block: r.blocks(
-                uuid_group_name_request::UuidNameBlock::MIN_SIZE,
-                uuid_group_name_request::UuidNameBlock::decode,
-            )?,
+            uuid_name_block: r
+                .fixed_blocks::<16, _>(uuid_group_name_request::UuidNameBlock::from_run)?,
         })
     }
 
@@ -33378,7 +34253,7 @@ pub mod uuid_group_name_reply {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UuidGroupNameReply {
     /// The `UUIDNameBlock` block, 0 to 255 times.
-    pub uuid_name_block: Vec<uuid_group_name_reply::UuidNameBlock>,
+    pub uuid_name_block: Blocks<uuid_group_name_reply::UuidNameBlock>,
 }
 
 impl MessageType for UuidGroupNameReply {
@@ -33572,11 +34447,15 @@ pub mod child_agent_dying {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33656,11 +34535,15 @@ pub mod child_agent_unknown {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33737,10 +34620,14 @@ pub mod kill_child_agents {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33817,11 +34704,15 @@ pub mod get_script_running {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33903,12 +34794,16 @@ pub mod script_running_reply {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 running: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -33989,11 +34884,15 @@ pub mod set_script_running {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34028,12 +34927,16 @@ pub mod set_script_running {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 running: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34122,11 +35025,15 @@ pub mod script_reset {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34159,11 +35066,15 @@ pub mod script_reset {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34377,10 +35288,14 @@ pub mod script_sensor_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34480,7 +35395,7 @@ pub struct ScriptSensorReply {
     /// The `Requester` block.
     pub requester: script_sensor_reply::Requester,
     /// The `SensedData` block, 0 to 255 times.
-    pub sensed_data: Vec<script_sensor_reply::SensedData>,
+    pub sensed_data: Blocks<script_sensor_reply::SensedData>,
 }
 
 impl MessageType for ScriptSensorReply {
@@ -34554,12 +35469,16 @@ pub mod complete_agent_movement {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 circuit_code: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34642,11 +35561,15 @@ pub mod agent_movement_complete {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34683,13 +35606,17 @@ pub mod agent_movement_complete {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[12, 12, 8, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[12, 12, 8, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 position: codec::vec3_at(b0, 0),
                 look_at: codec::vec3_at(b0, 12),
                 region_handle: u64::from_le_bytes(codec::at(b0, 24)),
                 timestamp: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34836,13 +35763,17 @@ pub mod data_server_logout {
         pub const MIN_SIZE: usize = 37;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<37>(&[16, 4, 1, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<37>(&[16, 4, 1, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 37]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 viewer_ip: codec::ipaddr_at(b0, 16),
                 disconnect: b0[20] != 0,
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 21)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -34925,11 +35856,15 @@ pub mod logout_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35010,11 +35945,15 @@ pub mod logout_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35046,11 +35985,11 @@ pub mod logout_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35080,7 +36019,7 @@ pub struct LogoutReply {
     /// The `AgentData` block.
     pub agent_data: logout_reply::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<logout_reply::InventoryData>,
+    pub inventory_data: Blocks<logout_reply::InventoryData>,
 }
 
 impl MessageType for LogoutReply {
@@ -35094,10 +36033,7 @@ impl MessageType for LogoutReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: logout_reply::AgentData::decode(r)?,
-            inventory_data: r.blocks(
-                logout_reply::InventoryData::MIN_SIZE,
-                logout_reply::InventoryData::decode,
-            )?,
+            inventory_data: r.fixed_blocks::<16, _>(logout_reply::InventoryData::from_run)?,
         })
     }
 
@@ -35152,11 +36088,15 @@ pub mod improved_instant_message {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35347,11 +36287,15 @@ pub mod retrieve_instant_messages {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35443,12 +36387,16 @@ pub mod find_agent {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 hunter: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 prey: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 space_ip: codec::ipaddr_at(b0, 32),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35482,12 +36430,12 @@ pub mod find_agent {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[8, 8])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 global_x: f64::from_le_bytes(codec::at(b0, 0)),
                 global_y: f64::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35517,7 +36465,7 @@ pub struct FindAgent {
     /// The `AgentBlock` block.
     pub agent_block: find_agent::AgentBlock,
     /// The `LocationBlock` block, 0 to 255 times.
-    pub location_block: Vec<find_agent::LocationBlock>,
+    pub location_block: Blocks<find_agent::LocationBlock>,
 }
 
 impl MessageType for FindAgent {
@@ -35531,10 +36479,7 @@ impl MessageType for FindAgent {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_block: find_agent::AgentBlock::decode(r)?,
-            location_block: r.blocks(
-                find_agent::LocationBlock::MIN_SIZE,
-                find_agent::LocationBlock::decode,
-            )?,
+            location_block: r.fixed_blocks::<16, _>(find_agent::LocationBlock::from_run)?,
         })
     }
 
@@ -35589,11 +36534,15 @@ pub mod request_godlike_powers {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35628,11 +36577,15 @@ pub mod request_godlike_powers {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[1, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[1, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 godlike: b0[0] != 0,
                 token: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35721,11 +36674,15 @@ pub mod grant_godlike_powers {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35760,11 +36717,15 @@ pub mod grant_godlike_powers {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[1, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[1, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 god_level: b0[0],
                 token: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35855,12 +36816,16 @@ pub mod godlike_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -35963,7 +36928,7 @@ pub struct GodlikeMessage {
     /// The `MethodData` block.
     pub method_data: godlike_message::MethodData,
     /// The `ParamList` block, 0 to 255 times.
-    pub param_list: Vec<godlike_message::ParamList>,
+    pub param_list: Blocks<godlike_message::ParamList>,
 }
 
 impl MessageType for GodlikeMessage {
@@ -36043,12 +37008,16 @@ pub mod estate_owner_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36151,7 +37120,7 @@ pub struct EstateOwnerMessage {
     /// The `MethodData` block.
     pub method_data: estate_owner_message::MethodData,
     /// The `ParamList` block, 0 to 255 times.
-    pub param_list: Vec<estate_owner_message::ParamList>,
+    pub param_list: Blocks<estate_owner_message::ParamList>,
 }
 
 impl MessageType for EstateOwnerMessage {
@@ -36231,12 +37200,16 @@ pub mod generic_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36340,7 +37313,7 @@ pub struct GenericMessage {
     /// The `MethodData` block.
     pub method_data: generic_message::MethodData,
     /// The `ParamList` block, 0 to 255 times.
-    pub param_list: Vec<generic_message::ParamList>,
+    pub param_list: Blocks<generic_message::ParamList>,
 }
 
 impl MessageType for GenericMessage {
@@ -36420,12 +37393,16 @@ pub mod large_generic_message {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36529,7 +37506,7 @@ pub struct LargeGenericMessage {
     /// The `MethodData` block.
     pub method_data: large_generic_message::MethodData,
     /// The `ParamList` block, 0 to 255 times.
-    pub param_list: Vec<large_generic_message::ParamList>,
+    pub param_list: Blocks<large_generic_message::ParamList>,
 }
 
 impl MessageType for LargeGenericMessage {
@@ -36607,11 +37584,15 @@ pub mod mute_list_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36642,10 +37623,14 @@ pub mod mute_list_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 mute_crc: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36729,11 +37714,15 @@ pub mod update_mute_list_entry {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36868,11 +37857,15 @@ pub mod remove_mute_list_entry {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -36996,11 +37989,15 @@ pub mod copy_inventory_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37033,11 +38030,15 @@ pub mod copy_inventory_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 notecard_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37069,12 +38070,12 @@ pub mod copy_inventory_from_notecard {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37104,7 +38105,7 @@ pub struct CopyInventoryFromNotecard {
     /// The `NotecardData` block.
     pub notecard_data: copy_inventory_from_notecard::NotecardData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<copy_inventory_from_notecard::InventoryData>,
+    pub inventory_data: Blocks<copy_inventory_from_notecard::InventoryData>,
 }
 
 impl MessageType for CopyInventoryFromNotecard {
@@ -37119,10 +38120,8 @@ impl MessageType for CopyInventoryFromNotecard {
         Ok(Self {
             agent_data: copy_inventory_from_notecard::AgentData::decode(r)?,
             notecard_data: copy_inventory_from_notecard::NotecardData::decode(r)?,
-            inventory_data: r.blocks(
-                copy_inventory_from_notecard::InventoryData::MIN_SIZE,
-                copy_inventory_from_notecard::InventoryData::decode,
-            )?,
+            inventory_data: r
+                .fixed_blocks::<32, _>(copy_inventory_from_notecard::InventoryData::from_run)?,
         })
     }
 
@@ -37184,12 +38183,16 @@ pub mod update_inventory_item {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37385,7 +38388,7 @@ pub struct UpdateInventoryItem {
     /// The `AgentData` block.
     pub agent_data: update_inventory_item::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<update_inventory_item::InventoryData>,
+    pub inventory_data: Blocks<update_inventory_item::InventoryData>,
 }
 
 impl MessageType for UpdateInventoryItem {
@@ -37459,12 +38462,16 @@ pub mod update_create_inventory_item {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 1, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 1, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 sim_approved: b0[16] != 0,
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37658,7 +38665,7 @@ pub struct UpdateCreateInventoryItem {
     /// The `AgentData` block.
     pub agent_data: update_create_inventory_item::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<update_create_inventory_item::InventoryData>,
+    pub inventory_data: Blocks<update_create_inventory_item::InventoryData>,
 }
 
 impl MessageType for UpdateCreateInventoryItem {
@@ -37734,12 +38741,16 @@ pub mod move_inventory_item {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 stamp: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37812,7 +38823,7 @@ pub struct MoveInventoryItem {
     /// The `AgentData` block.
     pub agent_data: move_inventory_item::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<move_inventory_item::InventoryData>,
+    pub inventory_data: Blocks<move_inventory_item::InventoryData>,
 }
 
 impl MessageType for MoveInventoryItem {
@@ -37884,11 +38895,15 @@ pub mod copy_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -37976,7 +38991,7 @@ pub struct CopyInventoryItem {
     /// The `AgentData` block.
     pub agent_data: copy_inventory_item::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<copy_inventory_item::InventoryData>,
+    pub inventory_data: Blocks<copy_inventory_item::InventoryData>,
 }
 
 impl MessageType for CopyInventoryItem {
@@ -38048,11 +39063,15 @@ pub mod remove_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38082,11 +39101,11 @@ pub mod remove_inventory_item {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38112,7 +39131,7 @@ pub struct RemoveInventoryItem {
     /// The `AgentData` block.
     pub agent_data: remove_inventory_item::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<remove_inventory_item::InventoryData>,
+    pub inventory_data: Blocks<remove_inventory_item::InventoryData>,
 }
 
 impl MessageType for RemoveInventoryItem {
@@ -38126,10 +39145,8 @@ impl MessageType for RemoveInventoryItem {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_item::AgentData::decode(r)?,
-            inventory_data: r.blocks(
-                remove_inventory_item::InventoryData::MIN_SIZE,
-                remove_inventory_item::InventoryData::decode,
-            )?,
+            inventory_data: r
+                .fixed_blocks::<16, _>(remove_inventory_item::InventoryData::from_run)?,
         })
     }
 
@@ -38184,11 +39201,15 @@ pub mod change_inventory_item_flags {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38220,12 +39241,12 @@ pub mod change_inventory_item_flags {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38253,7 +39274,7 @@ pub struct ChangeInventoryItemFlags {
     /// The `AgentData` block.
     pub agent_data: change_inventory_item_flags::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<change_inventory_item_flags::InventoryData>,
+    pub inventory_data: Blocks<change_inventory_item_flags::InventoryData>,
 }
 
 impl MessageType for ChangeInventoryItemFlags {
@@ -38267,10 +39288,8 @@ impl MessageType for ChangeInventoryItemFlags {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: change_inventory_item_flags::AgentData::decode(r)?,
-            inventory_data: r.blocks(
-                change_inventory_item_flags::InventoryData::MIN_SIZE,
-                change_inventory_item_flags::InventoryData::decode,
-            )?,
+            inventory_data: r
+                .fixed_blocks::<20, _>(change_inventory_item_flags::InventoryData::from_run)?,
         })
     }
 
@@ -38323,10 +39342,14 @@ pub mod save_asset_into_inventory {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38357,11 +39380,15 @@ pub mod save_asset_into_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 new_asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38451,11 +39478,15 @@ pub mod create_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38589,11 +39620,15 @@ pub mod update_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38669,7 +39704,7 @@ pub struct UpdateInventoryFolder {
     /// The `AgentData` block.
     pub agent_data: update_inventory_folder::AgentData,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<update_inventory_folder::FolderData>,
+    pub folder_data: Blocks<update_inventory_folder::FolderData>,
 }
 
 impl MessageType for UpdateInventoryFolder {
@@ -38745,12 +39780,16 @@ pub mod move_inventory_folder {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 stamp: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38784,12 +39823,12 @@ pub mod move_inventory_folder {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 parent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38817,7 +39856,7 @@ pub struct MoveInventoryFolder {
     /// The `AgentData` block.
     pub agent_data: move_inventory_folder::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<move_inventory_folder::InventoryData>,
+    pub inventory_data: Blocks<move_inventory_folder::InventoryData>,
 }
 
 impl MessageType for MoveInventoryFolder {
@@ -38831,10 +39870,8 @@ impl MessageType for MoveInventoryFolder {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: move_inventory_folder::AgentData::decode(r)?,
-            inventory_data: r.blocks(
-                move_inventory_folder::InventoryData::MIN_SIZE,
-                move_inventory_folder::InventoryData::decode,
-            )?,
+            inventory_data: r
+                .fixed_blocks::<32, _>(move_inventory_folder::InventoryData::from_run)?,
         })
     }
 
@@ -38889,11 +39926,15 @@ pub mod remove_inventory_folder {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38923,11 +39964,11 @@ pub mod remove_inventory_folder {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -38953,7 +39994,7 @@ pub struct RemoveInventoryFolder {
     /// The `AgentData` block.
     pub agent_data: remove_inventory_folder::AgentData,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<remove_inventory_folder::FolderData>,
+    pub folder_data: Blocks<remove_inventory_folder::FolderData>,
 }
 
 impl MessageType for RemoveInventoryFolder {
@@ -38967,10 +40008,7 @@ impl MessageType for RemoveInventoryFolder {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_folder::AgentData::decode(r)?,
-            folder_data: r.blocks(
-                remove_inventory_folder::FolderData::MIN_SIZE,
-                remove_inventory_folder::FolderData::decode,
-            )?,
+            folder_data: r.fixed_blocks::<16, _>(remove_inventory_folder::FolderData::from_run)?,
         })
     }
 
@@ -39025,11 +40063,15 @@ pub mod fetch_inventory_descendents {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39074,14 +40116,18 @@ pub mod fetch_inventory_descendents {
         pub const MIN_SIZE: usize = 38;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<38>(&[16, 16, 4, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<38>(&[16, 16, 4, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 38]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 sort_order: i32::from_le_bytes(codec::at(b0, 32)),
                 fetch_folders: b0[36] != 0,
                 fetch_items: b0[37] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39185,14 +40231,18 @@ pub mod inventory_descendents {
         pub const MIN_SIZE: usize = 56;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<56>(&[16, 16, 16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<56>(&[16, 16, 16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 56]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 version: i32::from_le_bytes(codec::at(b0, 48)),
                 descendents: i32::from_le_bytes(codec::at(b0, 52)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39431,9 +40481,9 @@ pub struct InventoryDescendents {
     /// The `AgentData` block.
     pub agent_data: inventory_descendents::AgentData,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<inventory_descendents::FolderData>,
+    pub folder_data: Blocks<inventory_descendents::FolderData>,
     /// The `ItemData` block, 0 to 255 times.
-    pub item_data: Vec<inventory_descendents::ItemData>,
+    pub item_data: Blocks<inventory_descendents::ItemData>,
 }
 
 impl MessageType for InventoryDescendents {
@@ -39524,11 +40574,15 @@ pub mod fetch_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39560,12 +40614,12 @@ pub mod fetch_inventory {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39593,7 +40647,7 @@ pub struct FetchInventory {
     /// The `AgentData` block.
     pub agent_data: fetch_inventory::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<fetch_inventory::InventoryData>,
+    pub inventory_data: Blocks<fetch_inventory::InventoryData>,
 }
 
 impl MessageType for FetchInventory {
@@ -39607,10 +40661,7 @@ impl MessageType for FetchInventory {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: fetch_inventory::AgentData::decode(r)?,
-            inventory_data: r.blocks(
-                fetch_inventory::InventoryData::MIN_SIZE,
-                fetch_inventory::InventoryData::decode,
-            )?,
+            inventory_data: r.fixed_blocks::<32, _>(fetch_inventory::InventoryData::from_run)?,
         })
     }
 
@@ -39663,10 +40714,14 @@ pub mod fetch_inventory_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -39846,7 +40901,7 @@ pub struct FetchInventoryReply {
     /// The `AgentData` block.
     pub agent_data: fetch_inventory_reply::AgentData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<fetch_inventory_reply::InventoryData>,
+    pub inventory_data: Blocks<fetch_inventory_reply::InventoryData>,
 }
 
 impl MessageType for FetchInventoryReply {
@@ -39918,11 +40973,15 @@ pub mod bulk_update_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40161,9 +41220,9 @@ pub struct BulkUpdateInventory {
     /// The `AgentData` block.
     pub agent_data: bulk_update_inventory::AgentData,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<bulk_update_inventory::FolderData>,
+    pub folder_data: Blocks<bulk_update_inventory::FolderData>,
     /// The `ItemData` block, 0 to 255 times.
-    pub item_data: Vec<bulk_update_inventory::ItemData>,
+    pub item_data: Blocks<bulk_update_inventory::ItemData>,
 }
 
 impl MessageType for BulkUpdateInventory {
@@ -40258,13 +41317,17 @@ pub mod request_inventory_asset {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<64>(&[16, 16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40350,12 +41413,16 @@ pub mod inventory_asset_response {
         pub const MIN_SIZE: usize = 33;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<33>(&[16, 16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 is_readable: b0[32] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40437,11 +41504,15 @@ pub mod remove_inventory_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40471,11 +41542,11 @@ pub mod remove_inventory_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40503,11 +41574,11 @@ pub mod remove_inventory_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40535,9 +41606,9 @@ pub struct RemoveInventoryObjects {
     /// The `AgentData` block.
     pub agent_data: remove_inventory_objects::AgentData,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<remove_inventory_objects::FolderData>,
+    pub folder_data: Blocks<remove_inventory_objects::FolderData>,
     /// The `ItemData` block, 0 to 255 times.
-    pub item_data: Vec<remove_inventory_objects::ItemData>,
+    pub item_data: Blocks<remove_inventory_objects::ItemData>,
 }
 
 impl MessageType for RemoveInventoryObjects {
@@ -40551,14 +41622,8 @@ impl MessageType for RemoveInventoryObjects {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_objects::AgentData::decode(r)?,
-            folder_data: r.blocks(
-                remove_inventory_objects::FolderData::MIN_SIZE,
-                remove_inventory_objects::FolderData::decode,
-            )?,
-            item_data: r.blocks(
-                remove_inventory_objects::ItemData::MIN_SIZE,
-                remove_inventory_objects::ItemData::decode,
-            )?,
+            folder_data: r.fixed_blocks::<16, _>(remove_inventory_objects::FolderData::from_run)?,
+            item_data: r.fixed_blocks::<16, _>(remove_inventory_objects::ItemData::from_run)?,
         })
     }
 
@@ -40628,11 +41693,15 @@ pub mod purge_inventory_descendents {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40663,10 +41732,14 @@ pub mod purge_inventory_descendents {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40751,11 +41824,15 @@ pub mod update_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -40788,11 +41865,15 @@ pub mod update_task_inventory {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<5>(&[4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 key: b0[4],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41043,11 +42124,15 @@ pub mod remove_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41080,11 +42165,15 @@ pub mod remove_task_inventory {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41172,12 +42261,16 @@ pub mod move_task_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41212,11 +42305,15 @@ pub mod move_task_inventory {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41302,11 +42399,15 @@ pub mod request_task_inventory {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41337,10 +42438,14 @@ pub mod request_task_inventory {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41515,11 +42620,15 @@ pub mod de_rez_object {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41562,15 +42671,19 @@ pub mod de_rez_object {
         pub const MIN_SIZE: usize = 51;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<51>(&[16, 1, 16, 16, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<51>(&[16, 1, 16, 16, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 51]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 destination: b0[16],
                 destination_id: ::uuid::Uuid::from_bytes(codec::at(b0, 17)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 33)),
                 packet_count: b0[49],
                 packet_number: b0[50],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41610,11 +42723,11 @@ pub mod de_rez_object {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41654,7 +42767,7 @@ pub struct DeRezObject {
     /// The `AgentBlock` block.
     pub agent_block: de_rez_object::AgentBlock,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<de_rez_object::ObjectData>,
+    pub object_data: Blocks<de_rez_object::ObjectData>,
 }
 
 impl MessageType for DeRezObject {
@@ -41669,10 +42782,7 @@ impl MessageType for DeRezObject {
         Ok(Self {
             agent_data: de_rez_object::AgentData::decode(r)?,
             agent_block: de_rez_object::AgentBlock::decode(r)?,
-            object_data: r.blocks(
-                de_rez_object::ObjectData::MIN_SIZE,
-                de_rez_object::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<4, _>(de_rez_object::ObjectData::from_run)?,
         })
     }
 
@@ -41732,11 +42842,15 @@ pub mod de_rez_ack {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 success: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41819,12 +42933,16 @@ pub mod rez_object {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -41879,8 +42997,14 @@ pub mod rez_object {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<76>(&[16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<76>(&[
+                16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 76]) -> Self {
+            Self {
                 from_task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 bypass_raycast: b0[16],
                 ray_start: codec::vec3_at(b0, 17),
@@ -41893,7 +43017,7 @@ pub mod rez_object {
                 group_mask: u32::from_le_bytes(codec::at(b0, 64)),
                 everyone_mask: u32::from_le_bytes(codec::at(b0, 68)),
                 next_owner_mask: u32::from_le_bytes(codec::at(b0, 72)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42168,12 +43292,16 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42228,8 +43356,14 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 76;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<76>(&[16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<76>(&[
+                16, 1, 12, 12, 16, 1, 1, 1, 4, 4, 4, 4,
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 76]) -> Self {
+            Self {
                 from_task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 bypass_raycast: b0[16],
                 ray_start: codec::vec3_at(b0, 17),
@@ -42242,7 +43376,7 @@ pub mod rez_object_from_notecard {
                 group_mask: u32::from_le_bytes(codec::at(b0, 64)),
                 everyone_mask: u32::from_le_bytes(codec::at(b0, 68)),
                 next_owner_mask: u32::from_le_bytes(codec::at(b0, 72)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42298,11 +43432,15 @@ pub mod rez_object_from_notecard {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 notecard_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42332,11 +43470,11 @@ pub mod rez_object_from_notecard {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42367,7 +43505,7 @@ pub struct RezObjectFromNotecard {
     /// The `NotecardData` block.
     pub notecard_data: rez_object_from_notecard::NotecardData,
     /// The `InventoryData` block, 0 to 255 times.
-    pub inventory_data: Vec<rez_object_from_notecard::InventoryData>,
+    pub inventory_data: Blocks<rez_object_from_notecard::InventoryData>,
 }
 
 impl MessageType for RezObjectFromNotecard {
@@ -42383,10 +43521,8 @@ impl MessageType for RezObjectFromNotecard {
             agent_data: rez_object_from_notecard::AgentData::decode(r)?,
             rez_data: rez_object_from_notecard::RezData::decode(r)?,
             notecard_data: rez_object_from_notecard::NotecardData::decode(r)?,
-            inventory_data: r.blocks(
-                rez_object_from_notecard::InventoryData::MIN_SIZE,
-                rez_object_from_notecard::InventoryData::decode,
-            )?,
+            inventory_data: r
+                .fixed_blocks::<16, _>(rez_object_from_notecard::InventoryData::from_run)?,
         })
     }
 
@@ -42453,12 +43589,16 @@ pub mod transfer_inventory {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42492,12 +43632,12 @@ pub mod transfer_inventory {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 inventory_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 type_: i8::from_le_bytes([b0[16]]),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42526,7 +43666,7 @@ pub struct TransferInventory {
     /// The `InfoBlock` block.
     pub info_block: transfer_inventory::InfoBlock,
     /// The `InventoryBlock` block, 0 to 255 times.
-    pub inventory_block: Vec<transfer_inventory::InventoryBlock>,
+    pub inventory_block: Blocks<transfer_inventory::InventoryBlock>,
 }
 
 impl MessageType for TransferInventory {
@@ -42540,10 +43680,8 @@ impl MessageType for TransferInventory {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info_block: transfer_inventory::InfoBlock::decode(r)?,
-            inventory_block: r.blocks(
-                transfer_inventory::InventoryBlock::MIN_SIZE,
-                transfer_inventory::InventoryBlock::decode,
-            )?,
+            inventory_block: r
+                .fixed_blocks::<17, _>(transfer_inventory::InventoryBlock::from_run)?,
         })
     }
 
@@ -42598,11 +43736,15 @@ pub mod transfer_inventory_ack {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 inventory_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42683,11 +43825,15 @@ pub mod accept_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42718,10 +43864,14 @@ pub mod accept_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42751,11 +43901,11 @@ pub mod accept_friendship {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42783,7 +43933,7 @@ pub struct AcceptFriendship {
     /// The `TransactionBlock` block.
     pub transaction_block: accept_friendship::TransactionBlock,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<accept_friendship::FolderData>,
+    pub folder_data: Blocks<accept_friendship::FolderData>,
 }
 
 impl MessageType for AcceptFriendship {
@@ -42798,10 +43948,7 @@ impl MessageType for AcceptFriendship {
         Ok(Self {
             agent_data: accept_friendship::AgentData::decode(r)?,
             transaction_block: accept_friendship::TransactionBlock::decode(r)?,
-            folder_data: r.blocks(
-                accept_friendship::FolderData::MIN_SIZE,
-                accept_friendship::FolderData::decode,
-            )?,
+            folder_data: r.fixed_blocks::<16, _>(accept_friendship::FolderData::from_run)?,
         })
     }
 
@@ -42861,11 +44008,15 @@ pub mod decline_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42896,10 +44047,14 @@ pub mod decline_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -42983,11 +44138,15 @@ pub mod form_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 source_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43066,11 +44225,15 @@ pub mod terminate_friendship {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43101,10 +44264,14 @@ pub mod terminate_friendship {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 other_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43192,11 +44359,15 @@ pub mod offer_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43229,11 +44400,15 @@ pub mod offer_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 dest_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43319,11 +44494,15 @@ pub mod accept_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43354,10 +44533,14 @@ pub mod accept_calling_card {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43387,11 +44570,11 @@ pub mod accept_calling_card {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43419,7 +44602,7 @@ pub struct AcceptCallingCard {
     /// The `TransactionBlock` block.
     pub transaction_block: accept_calling_card::TransactionBlock,
     /// The `FolderData` block, 0 to 255 times.
-    pub folder_data: Vec<accept_calling_card::FolderData>,
+    pub folder_data: Blocks<accept_calling_card::FolderData>,
 }
 
 impl MessageType for AcceptCallingCard {
@@ -43434,10 +44617,7 @@ impl MessageType for AcceptCallingCard {
         Ok(Self {
             agent_data: accept_calling_card::AgentData::decode(r)?,
             transaction_block: accept_calling_card::TransactionBlock::decode(r)?,
-            folder_data: r.blocks(
-                accept_calling_card::FolderData::MIN_SIZE,
-                accept_calling_card::FolderData::decode,
-            )?,
+            folder_data: r.fixed_blocks::<16, _>(accept_calling_card::FolderData::from_run)?,
         })
     }
 
@@ -43497,11 +44677,15 @@ pub mod decline_calling_card {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43532,10 +44716,14 @@ pub mod decline_calling_card {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43621,12 +44809,16 @@ pub mod rez_script {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43665,11 +44857,15 @@ pub mod rez_script {
         pub const MIN_SIZE: usize = 5;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<5>(&[4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 enabled: b0[4] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -43918,11 +45114,15 @@ pub mod create_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44086,11 +45286,15 @@ pub mod create_landmark_for_event {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44121,10 +45325,14 @@ pub mod create_landmark_for_event {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44253,10 +45461,14 @@ pub mod event_location_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44285,10 +45497,14 @@ pub mod event_location_request {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 event_id: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44370,10 +45586,14 @@ pub mod event_location_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 query_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44406,12 +45626,16 @@ pub mod event_location_reply {
         pub const MIN_SIZE: usize = 29;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<29>(&[1, 16, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<29>(&[1, 16, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 29]) -> Self {
+            Self {
                 success: b0[0] != 0,
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
                 region_pos: codec::vec3_at(b0, 17),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44497,10 +45721,14 @@ pub mod region_handle_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44578,11 +45806,15 @@ pub mod region_id_and_handle_reply {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[16, 8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 region_handle: u64::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44661,11 +45893,15 @@ pub mod money_transfer_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -44996,11 +46232,15 @@ pub mod money_balance_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45031,10 +46271,14 @@ pub mod money_balance_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45337,11 +46581,15 @@ pub mod routed_money_balance_reply {
         pub const MIN_SIZE: usize = 6;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<6>(&[4, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<6>(&[4, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 6]) -> Self {
+            Self {
                 target_ip: codec::ipaddr_at(b0, 0),
                 target_port: u16::from_be_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45593,12 +46841,16 @@ pub mod activate_gestures {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45634,13 +46886,13 @@ pub mod activate_gestures {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 36;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 gesture_flags: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45671,7 +46923,7 @@ pub struct ActivateGestures {
     /// The `AgentData` block.
     pub agent_data: activate_gestures::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<activate_gestures::Data>,
+    pub data: Blocks<activate_gestures::Data>,
 }
 
 impl MessageType for ActivateGestures {
@@ -45685,10 +46937,7 @@ impl MessageType for ActivateGestures {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: activate_gestures::AgentData::decode(r)?,
-            data: r.blocks(
-                activate_gestures::Data::MIN_SIZE,
-                activate_gestures::Data::decode,
-            )?,
+            data: r.fixed_blocks::<36, _>(activate_gestures::Data::from_run)?,
         })
     }
 
@@ -45739,12 +46988,16 @@ pub mod deactivate_gestures {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45778,12 +47031,12 @@ pub mod deactivate_gestures {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 gesture_flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -45812,7 +47065,7 @@ pub struct DeactivateGestures {
     /// The `AgentData` block.
     pub agent_data: deactivate_gestures::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<deactivate_gestures::Data>,
+    pub data: Blocks<deactivate_gestures::Data>,
 }
 
 impl MessageType for DeactivateGestures {
@@ -45826,10 +47079,7 @@ impl MessageType for DeactivateGestures {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: deactivate_gestures::AgentData::decode(r)?,
-            data: r.blocks(
-                deactivate_gestures::Data::MIN_SIZE,
-                deactivate_gestures::Data::decode,
-            )?,
+            data: r.fixed_blocks::<20, _>(deactivate_gestures::Data::from_run)?,
         })
     }
 
@@ -45960,10 +47210,14 @@ pub mod use_cached_mute_list {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46040,11 +47294,15 @@ pub mod grant_user_rights {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46076,12 +47334,12 @@ pub mod grant_user_rights {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_related: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 related_rights: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46114,7 +47372,7 @@ pub struct GrantUserRights {
     /// The `AgentData` block.
     pub agent_data: grant_user_rights::AgentData,
     /// The `Rights` block, 0 to 255 times.
-    pub rights: Vec<grant_user_rights::Rights>,
+    pub rights: Blocks<grant_user_rights::Rights>,
 }
 
 impl MessageType for GrantUserRights {
@@ -46128,10 +47386,7 @@ impl MessageType for GrantUserRights {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: grant_user_rights::AgentData::decode(r)?,
-            rights: r.blocks(
-                grant_user_rights::Rights::MIN_SIZE,
-                grant_user_rights::Rights::decode,
-            )?,
+            rights: r.fixed_blocks::<20, _>(grant_user_rights::Rights::from_run)?,
         })
     }
 
@@ -46180,10 +47435,14 @@ pub mod change_user_rights {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46213,12 +47472,12 @@ pub mod change_user_rights {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 20;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_related: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 related_rights: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46250,7 +47509,7 @@ pub struct ChangeUserRights {
     /// The `AgentData` block.
     pub agent_data: change_user_rights::AgentData,
     /// The `Rights` block, 0 to 255 times.
-    pub rights: Vec<change_user_rights::Rights>,
+    pub rights: Blocks<change_user_rights::Rights>,
 }
 
 impl MessageType for ChangeUserRights {
@@ -46264,10 +47523,7 @@ impl MessageType for ChangeUserRights {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: change_user_rights::AgentData::decode(r)?,
-            rights: r.blocks(
-                change_user_rights::Rights::MIN_SIZE,
-                change_user_rights::Rights::decode,
-            )?,
+            rights: r.fixed_blocks::<20, _>(change_user_rights::Rights::from_run)?,
         })
     }
 
@@ -46302,7 +47558,7 @@ impl MessageType for ChangeUserRights {
 pub mod online_notification {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `AgentBlock` block of `OnlineNotification`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -46315,11 +47571,11 @@ pub mod online_notification {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46344,7 +47600,7 @@ pub mod online_notification {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OnlineNotification {
     /// The `AgentBlock` block, 0 to 255 times.
-    pub agent_block: Vec<online_notification::AgentBlock>,
+    pub agent_block: Blocks<online_notification::AgentBlock>,
 }
 
 impl MessageType for OnlineNotification {
@@ -46357,10 +47613,7 @@ impl MessageType for OnlineNotification {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            agent_block: r.blocks(
-                online_notification::AgentBlock::MIN_SIZE,
-                online_notification::AgentBlock::decode,
-            )?,
+            agent_block: r.fixed_blocks::<16, _>(online_notification::AgentBlock::from_run)?,
         })
     }
 
@@ -46393,7 +47646,7 @@ impl MessageType for OnlineNotification {
 pub mod offline_notification {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `AgentBlock` block of `OfflineNotification`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -46406,11 +47659,11 @@ pub mod offline_notification {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46434,7 +47687,7 @@ pub mod offline_notification {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OfflineNotification {
     /// The `AgentBlock` block, 0 to 255 times.
-    pub agent_block: Vec<offline_notification::AgentBlock>,
+    pub agent_block: Blocks<offline_notification::AgentBlock>,
 }
 
 impl MessageType for OfflineNotification {
@@ -46447,10 +47700,7 @@ impl MessageType for OfflineNotification {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            agent_block: r.blocks(
-                offline_notification::AgentBlock::MIN_SIZE,
-                offline_notification::AgentBlock::decode,
-            )?,
+            agent_block: r.fixed_blocks::<16, _>(offline_notification::AgentBlock::from_run)?,
         })
     }
 
@@ -46499,11 +47749,15 @@ pub mod set_start_location_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46654,15 +47908,19 @@ pub mod set_start_location {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<68>(&[16, 16, 4, 8, 12, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<68>(&[16, 16, 4, 8, 12, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 68]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 region_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 location_id: u32::from_le_bytes(codec::at(b0, 32)),
                 region_handle: u64::from_le_bytes(codec::at(b0, 36)),
                 location_pos: codec::vec3_at(b0, 44),
                 location_look_at: codec::vec3_at(b0, 56),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46748,10 +48006,14 @@ pub mod net_test {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<2>(&[2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<2>(&[2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 2]) -> Self {
+            Self {
                 port: u16::from_be_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46827,8 +48089,12 @@ pub mod set_cpu_ratio {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self { ratio: b0[0] })
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self { ratio: b0[0] }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46906,11 +48172,15 @@ pub mod sim_crashed {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 region_x: u32::from_le_bytes(codec::at(b0, 0)),
                 region_y: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46940,11 +48210,11 @@ pub mod sim_crashed {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -46971,7 +48241,7 @@ pub struct SimCrashed {
     /// The `Data` block.
     pub data: sim_crashed::Data,
     /// The `Users` block, 0 to 255 times.
-    pub users: Vec<sim_crashed::Users>,
+    pub users: Blocks<sim_crashed::Users>,
 }
 
 impl MessageType for SimCrashed {
@@ -46985,7 +48255,7 @@ impl MessageType for SimCrashed {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: sim_crashed::Data::decode(r)?,
-            users: r.blocks(sim_crashed::Users::MIN_SIZE, sim_crashed::Users::decode)?,
+            users: r.fixed_blocks::<16, _>(sim_crashed::Users::from_run)?,
         })
     }
 
@@ -47032,10 +48302,14 @@ pub mod name_value_pair {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47091,7 +48365,7 @@ pub struct NameValuePair {
     /// The `TaskData` block.
     pub task_data: name_value_pair::TaskData,
     /// The `NameValueData` block, 0 to 255 times.
-    pub name_value_data: Vec<name_value_pair::NameValueData>,
+    pub name_value_data: Blocks<name_value_pair::NameValueData>,
 }
 
 impl MessageType for NameValuePair {
@@ -47161,10 +48435,14 @@ pub mod remove_name_value_pair {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47220,7 +48498,7 @@ pub struct RemoveNameValuePair {
     /// The `TaskData` block.
     pub task_data: remove_name_value_pair::TaskData,
     /// The `NameValueData` block, 0 to 255 times.
-    pub name_value_data: Vec<remove_name_value_pair::NameValueData>,
+    pub name_value_data: Blocks<remove_name_value_pair::NameValueData>,
 }
 
 impl MessageType for RemoveNameValuePair {
@@ -47292,11 +48570,15 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47327,10 +48609,14 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 attachment_point: b0[0],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47361,11 +48647,15 @@ pub mod update_attachment {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<2>(&[1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<2>(&[1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 2]) -> Self {
+            Self {
                 add_item: b0[0] != 0,
                 use_existing_asset: b0[1] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47630,11 +48920,15 @@ pub mod remove_attachment {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47667,11 +48961,15 @@ pub mod remove_attachment {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[1, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[1, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 attachment_point: b0[0],
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 1)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -47860,12 +49158,16 @@ pub mod asset_upload_complete {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<18>(&[16, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 18]) -> Self {
+            Self {
                 uuid: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 type_: i8::from_le_bytes([b0[16]]),
                 success: b0[17] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48197,7 +49499,7 @@ pub mod script_data_request {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScriptDataRequest {
     /// The `DataBlock` block, 0 to 255 times.
-    pub data_block: Vec<script_data_request::DataBlock>,
+    pub data_block: Blocks<script_data_request::DataBlock>,
 }
 
 impl MessageType for ScriptDataRequest {
@@ -48293,7 +49595,7 @@ pub mod script_data_reply {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScriptDataReply {
     /// The `DataBlock` block, 0 to 255 times.
-    pub data_block: Vec<script_data_reply::DataBlock>,
+    pub data_block: Blocks<script_data_reply::DataBlock>,
 }
 
 impl MessageType for ScriptDataReply {
@@ -48358,11 +49660,15 @@ pub mod create_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48530,10 +49836,14 @@ pub mod create_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48665,11 +49975,15 @@ pub mod update_group_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48831,12 +50145,16 @@ pub mod group_role_changes {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48872,13 +50190,13 @@ pub mod group_role_changes {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 36;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 member_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 change: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -48910,7 +50228,7 @@ pub struct GroupRoleChanges {
     /// The `AgentData` block.
     pub agent_data: group_role_changes::AgentData,
     /// The `RoleChange` block, 0 to 255 times.
-    pub role_change: Vec<group_role_changes::RoleChange>,
+    pub role_change: Blocks<group_role_changes::RoleChange>,
 }
 
 impl MessageType for GroupRoleChanges {
@@ -48924,10 +50242,7 @@ impl MessageType for GroupRoleChanges {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_changes::AgentData::decode(r)?,
-            role_change: r.blocks(
-                group_role_changes::RoleChange::MIN_SIZE,
-                group_role_changes::RoleChange::decode,
-            )?,
+            role_change: r.fixed_blocks::<36, _>(group_role_changes::RoleChange::from_run)?,
         })
     }
 
@@ -48982,11 +50297,15 @@ pub mod join_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49017,10 +50336,14 @@ pub mod join_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49104,10 +50427,14 @@ pub mod join_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49138,11 +50465,15 @@ pub mod join_group_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 success: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49229,11 +50560,15 @@ pub mod eject_group_member_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49264,10 +50599,14 @@ pub mod eject_group_member_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49295,11 +50634,11 @@ pub mod eject_group_member_request {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 ejectee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49329,7 +50668,7 @@ pub struct EjectGroupMemberRequest {
     /// The `GroupData` block.
     pub group_data: eject_group_member_request::GroupData,
     /// The `EjectData` block, 0 to 255 times.
-    pub eject_data: Vec<eject_group_member_request::EjectData>,
+    pub eject_data: Blocks<eject_group_member_request::EjectData>,
 }
 
 impl MessageType for EjectGroupMemberRequest {
@@ -49344,10 +50683,7 @@ impl MessageType for EjectGroupMemberRequest {
         Ok(Self {
             agent_data: eject_group_member_request::AgentData::decode(r)?,
             group_data: eject_group_member_request::GroupData::decode(r)?,
-            eject_data: r.blocks(
-                eject_group_member_request::EjectData::MIN_SIZE,
-                eject_group_member_request::EjectData::decode,
-            )?,
+            eject_data: r.fixed_blocks::<16, _>(eject_group_member_request::EjectData::from_run)?,
         })
     }
 
@@ -49405,10 +50741,14 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49437,10 +50777,14 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49469,10 +50813,14 @@ pub mod eject_group_member_reply {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 success: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49567,11 +50915,15 @@ pub mod leave_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49602,10 +50954,14 @@ pub mod leave_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49689,10 +51045,14 @@ pub mod leave_group_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49723,11 +51083,15 @@ pub mod leave_group_reply {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 success: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49816,11 +51180,15 @@ pub mod invite_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49851,10 +51219,14 @@ pub mod invite_group_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49884,12 +51256,12 @@ pub mod invite_group_request {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 invitee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -49921,7 +51293,7 @@ pub struct InviteGroupRequest {
     /// The `GroupData` block.
     pub group_data: invite_group_request::GroupData,
     /// The `InviteData` block, 0 to 255 times.
-    pub invite_data: Vec<invite_group_request::InviteData>,
+    pub invite_data: Blocks<invite_group_request::InviteData>,
 }
 
 impl MessageType for InviteGroupRequest {
@@ -49936,10 +51308,7 @@ impl MessageType for InviteGroupRequest {
         Ok(Self {
             agent_data: invite_group_request::AgentData::decode(r)?,
             group_data: invite_group_request::GroupData::decode(r)?,
-            invite_data: r.blocks(
-                invite_group_request::InviteData::MIN_SIZE,
-                invite_group_request::InviteData::decode,
-            )?,
+            invite_data: r.fixed_blocks::<32, _>(invite_group_request::InviteData::from_run)?,
         })
     }
 
@@ -50005,14 +51374,18 @@ pub mod invite_group_response {
         pub const MIN_SIZE: usize = 68;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<68>(&[16, 16, 16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<68>(&[16, 16, 16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 68]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 invitee_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
                 membership_fee: i32::from_le_bytes(codec::at(b0, 64)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50099,11 +51472,15 @@ pub mod group_profile_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50134,10 +51511,14 @@ pub mod group_profile_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50221,10 +51602,14 @@ pub mod group_profile_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50437,12 +51822,16 @@ pub mod group_account_summary_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50479,12 +51868,16 @@ pub mod group_account_summary_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 interval_days: i32::from_le_bytes(codec::at(b0, 16)),
                 current_interval: i32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50575,11 +51968,15 @@ pub mod group_account_summary_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50814,12 +52211,16 @@ pub mod group_account_details_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50856,12 +52257,16 @@ pub mod group_account_details_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 interval_days: i32::from_le_bytes(codec::at(b0, 16)),
                 current_interval: i32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -50949,11 +52354,15 @@ pub mod group_account_details_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51073,7 +52482,7 @@ pub struct GroupAccountDetailsReply {
     /// The `MoneyData` block.
     pub money_data: group_account_details_reply::MoneyData,
     /// The `HistoryData` block, 0 to 255 times.
-    pub history_data: Vec<group_account_details_reply::HistoryData>,
+    pub history_data: Blocks<group_account_details_reply::HistoryData>,
 }
 
 impl MessageType for GroupAccountDetailsReply {
@@ -51153,12 +52562,16 @@ pub mod group_account_transactions_request {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51195,12 +52608,16 @@ pub mod group_account_transactions_request {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[16, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[16, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 interval_days: i32::from_le_bytes(codec::at(b0, 16)),
                 current_interval: i32::from_le_bytes(codec::at(b0, 20)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51288,11 +52705,15 @@ pub mod group_account_transactions_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51434,7 +52855,7 @@ pub struct GroupAccountTransactionsReply {
     /// The `MoneyData` block.
     pub money_data: group_account_transactions_reply::MoneyData,
     /// The `HistoryData` block, 0 to 255 times.
-    pub history_data: Vec<group_account_transactions_reply::HistoryData>,
+    pub history_data: Blocks<group_account_transactions_reply::HistoryData>,
 }
 
 impl MessageType for GroupAccountTransactionsReply {
@@ -51512,11 +52933,15 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51547,10 +52972,14 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51579,10 +53008,14 @@ pub mod group_active_proposals_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51677,11 +53110,15 @@ pub mod group_active_proposal_item_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51714,11 +53151,15 @@ pub mod group_active_proposal_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 total_num_items: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51853,7 +53294,7 @@ pub struct GroupActiveProposalItemReply {
     /// The `TransactionData` block.
     pub transaction_data: group_active_proposal_item_reply::TransactionData,
     /// The `ProposalData` block, 0 to 255 times.
-    pub proposal_data: Vec<group_active_proposal_item_reply::ProposalData>,
+    pub proposal_data: Blocks<group_active_proposal_item_reply::ProposalData>,
 }
 
 impl MessageType for GroupActiveProposalItemReply {
@@ -51931,11 +53372,15 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51966,10 +53411,14 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -51998,10 +53447,14 @@ pub mod group_vote_history_request {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52096,11 +53549,15 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52133,11 +53590,15 @@ pub mod group_vote_history_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 transaction_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 total_num_items: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52325,7 +53786,7 @@ pub struct GroupVoteHistoryItemReply {
     /// The `HistoryItemData` block.
     pub history_item_data: group_vote_history_item_reply::HistoryItemData,
     /// The `VoteItem` block, 0 to 255 times.
-    pub vote_item: Vec<group_vote_history_item_reply::VoteItem>,
+    pub vote_item: Blocks<group_vote_history_item_reply::VoteItem>,
 }
 
 impl MessageType for GroupVoteHistoryItemReply {
@@ -52409,11 +53870,15 @@ pub mod start_group_proposal {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52560,11 +54025,15 @@ pub mod group_proposal_ballot {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52727,11 +54196,15 @@ pub mod group_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52764,11 +54237,15 @@ pub mod group_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52855,10 +54332,14 @@ pub mod group_members_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52891,12 +54372,16 @@ pub mod group_members_reply {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 member_count: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -52996,7 +54481,7 @@ pub struct GroupMembersReply {
     /// The `GroupData` block.
     pub group_data: group_members_reply::GroupData,
     /// The `MemberData` block, 0 to 255 times.
-    pub member_data: Vec<group_members_reply::MemberData>,
+    pub member_data: Blocks<group_members_reply::MemberData>,
 }
 
 impl MessageType for GroupMembersReply {
@@ -53076,12 +54561,16 @@ pub mod activate_group {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53163,11 +54652,15 @@ pub mod set_group_contribution {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53200,11 +54693,15 @@ pub mod set_group_contribution {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 contribution: i32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53290,11 +54787,15 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53327,11 +54828,15 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 17;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<17>(&[16, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 accept_notices: b0[16] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53362,10 +54867,14 @@ pub mod set_group_accept_notices {
         pub const MIN_SIZE: usize = 1;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<1>(&[1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<1>(&[1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 1]) -> Self {
+            Self {
                 list_in_profile: b0[0] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53456,11 +54965,15 @@ pub mod group_role_data_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53493,11 +55006,15 @@ pub mod group_role_data_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53582,10 +55099,14 @@ pub mod group_role_data_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53618,12 +55139,16 @@ pub mod group_role_data_reply {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 role_count: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53718,7 +55243,7 @@ pub struct GroupRoleDataReply {
     /// The `GroupData` block.
     pub group_data: group_role_data_reply::GroupData,
     /// The `RoleData` block, 0 to 255 times.
-    pub role_data: Vec<group_role_data_reply::RoleData>,
+    pub role_data: Blocks<group_role_data_reply::RoleData>,
 }
 
 impl MessageType for GroupRoleDataReply {
@@ -53796,11 +55321,15 @@ pub mod group_role_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53833,11 +55362,15 @@ pub mod group_role_members_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53928,13 +55461,17 @@ pub mod group_role_members_reply {
         pub const MIN_SIZE: usize = 52;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<52>(&[16, 16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<52>(&[16, 16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 52]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 total_pairs: u32::from_le_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -53970,12 +55507,12 @@ pub mod group_role_members_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 member_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54005,7 +55542,7 @@ pub struct GroupRoleMembersReply {
     /// The `AgentData` block.
     pub agent_data: group_role_members_reply::AgentData,
     /// The `MemberData` block, 0 to 255 times.
-    pub member_data: Vec<group_role_members_reply::MemberData>,
+    pub member_data: Blocks<group_role_members_reply::MemberData>,
 }
 
 impl MessageType for GroupRoleMembersReply {
@@ -54019,10 +55556,7 @@ impl MessageType for GroupRoleMembersReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_members_reply::AgentData::decode(r)?,
-            member_data: r.blocks(
-                group_role_members_reply::MemberData::MIN_SIZE,
-                group_role_members_reply::MemberData::decode,
-            )?,
+            member_data: r.fixed_blocks::<32, _>(group_role_members_reply::MemberData::from_run)?,
         })
     }
 
@@ -54081,13 +55615,17 @@ pub mod group_titles_request {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<64>(&[16, 16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54173,12 +55711,16 @@ pub mod group_titles_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54254,7 +55796,7 @@ pub struct GroupTitlesReply {
     /// The `AgentData` block.
     pub agent_data: group_titles_reply::AgentData,
     /// The `GroupData` block, 0 to 255 times.
-    pub group_data: Vec<group_titles_reply::GroupData>,
+    pub group_data: Blocks<group_titles_reply::GroupData>,
 }
 
 impl MessageType for GroupTitlesReply {
@@ -54330,13 +55872,17 @@ pub mod group_title_update {
         pub const MIN_SIZE: usize = 64;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<64>(&[16, 16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<64>(&[16, 16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 64]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 title_role_id: ::uuid::Uuid::from_bytes(codec::at(b0, 48)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54422,12 +55968,16 @@ pub mod group_role_update {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54519,7 +56069,7 @@ pub struct GroupRoleUpdate {
     /// The `AgentData` block.
     pub agent_data: group_role_update::AgentData,
     /// The `RoleData` block, 0 to 255 times.
-    pub role_data: Vec<group_role_update::RoleData>,
+    pub role_data: Blocks<group_role_update::RoleData>,
 }
 
 impl MessageType for GroupRoleUpdate {
@@ -54591,11 +56141,15 @@ pub mod live_help_group_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 request_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54767,11 +56321,15 @@ pub mod agent_wearables_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54857,12 +56415,16 @@ pub mod agent_wearables_update {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: u32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54900,13 +56462,13 @@ pub mod agent_wearables_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 33;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<33>(&[16, 16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 33]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 asset_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 wearable_type: b0[32],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -54940,7 +56502,7 @@ pub struct AgentWearablesUpdate {
     /// The `AgentData` block.
     pub agent_data: agent_wearables_update::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<agent_wearables_update::WearableData>,
+    pub wearable_data: Blocks<agent_wearables_update::WearableData>,
 }
 
 impl MessageType for AgentWearablesUpdate {
@@ -54954,10 +56516,8 @@ impl MessageType for AgentWearablesUpdate {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_wearables_update::AgentData::decode(r)?,
-            wearable_data: r.blocks(
-                agent_wearables_update::WearableData::MIN_SIZE,
-                agent_wearables_update::WearableData::decode,
-            )?,
+            wearable_data: r
+                .fixed_blocks::<33, _>(agent_wearables_update::WearableData::from_run)?,
         })
     }
 
@@ -55012,11 +56572,15 @@ pub mod agent_is_now_wearing {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55048,12 +56612,12 @@ pub mod agent_is_now_wearing {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 wearable_type: b0[16],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55085,7 +56649,7 @@ pub struct AgentIsNowWearing {
     /// The `AgentData` block.
     pub agent_data: agent_is_now_wearing::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<agent_is_now_wearing::WearableData>,
+    pub wearable_data: Blocks<agent_is_now_wearing::WearableData>,
 }
 
 impl MessageType for AgentIsNowWearing {
@@ -55099,10 +56663,7 @@ impl MessageType for AgentIsNowWearing {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_is_now_wearing::AgentData::decode(r)?,
-            wearable_data: r.blocks(
-                agent_is_now_wearing::WearableData::MIN_SIZE,
-                agent_is_now_wearing::WearableData::decode,
-            )?,
+            wearable_data: r.fixed_blocks::<17, _>(agent_is_now_wearing::WearableData::from_run)?,
         })
     }
 
@@ -55159,12 +56720,16 @@ pub mod agent_cached_texture {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55198,12 +56763,12 @@ pub mod agent_cached_texture {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 17;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<17>(&[16, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 17]) -> Self {
+            Self {
                 id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 texture_index: b0[16],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55234,7 +56799,7 @@ pub struct AgentCachedTexture {
     /// The `AgentData` block.
     pub agent_data: agent_cached_texture::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<agent_cached_texture::WearableData>,
+    pub wearable_data: Blocks<agent_cached_texture::WearableData>,
 }
 
 impl MessageType for AgentCachedTexture {
@@ -55248,10 +56813,7 @@ impl MessageType for AgentCachedTexture {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_cached_texture::AgentData::decode(r)?,
-            wearable_data: r.blocks(
-                agent_cached_texture::WearableData::MIN_SIZE,
-                agent_cached_texture::WearableData::decode,
-            )?,
+            wearable_data: r.fixed_blocks::<17, _>(agent_cached_texture::WearableData::from_run)?,
         })
     }
 
@@ -55308,12 +56870,16 @@ pub mod agent_cached_texture_response {
         pub const MIN_SIZE: usize = 36;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<36>(&[16, 16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<36>(&[16, 16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 36]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 serial_num: i32::from_le_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55389,7 +56955,7 @@ pub struct AgentCachedTextureResponse {
     /// The `AgentData` block.
     pub agent_data: agent_cached_texture_response::AgentData,
     /// The `WearableData` block, 0 to 255 times.
-    pub wearable_data: Vec<agent_cached_texture_response::WearableData>,
+    pub wearable_data: Blocks<agent_cached_texture_response::WearableData>,
 }
 
 impl MessageType for AgentCachedTextureResponse {
@@ -55461,11 +57027,15 @@ pub mod agent_data_update_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55721,7 +57291,7 @@ pub mod group_data_update {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroupDataUpdate {
     /// The `AgentGroupData` block, 0 to 255 times.
-    pub agent_group_data: Vec<group_data_update::AgentGroupData>,
+    pub agent_group_data: Blocks<group_data_update::AgentGroupData>,
 }
 
 impl MessageType for GroupDataUpdate {
@@ -55784,10 +57354,14 @@ pub mod agent_group_data_update {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -55876,7 +57450,7 @@ pub struct AgentGroupDataUpdate {
     /// The `AgentData` block.
     pub agent_data: agent_group_data_update::AgentData,
     /// The `GroupData` block, 0 to 255 times.
-    pub group_data: Vec<agent_group_data_update::GroupData>,
+    pub group_data: Blocks<agent_group_data_update::GroupData>,
 }
 
 impl MessageType for AgentGroupDataUpdate {
@@ -55948,11 +57522,15 @@ pub mod agent_drop_group {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56093,7 +57671,7 @@ pub mod log_text_message {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogTextMessage {
     /// The `DataBlock` block, 0 to 255 times.
-    pub data_block: Vec<log_text_message::DataBlock>,
+    pub data_block: Blocks<log_text_message::DataBlock>,
 }
 
 impl MessageType for LogTextMessage {
@@ -56160,11 +57738,15 @@ pub mod create_trusted_circuit {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 32])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 32])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 end_point_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 digest: codec::at(b0, 16),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56243,10 +57825,14 @@ pub mod deny_trusted_circuit {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 end_point_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56359,11 +57945,15 @@ pub mod rez_single_attachment_from_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56525,11 +58115,15 @@ pub mod rez_multiple_attachments_from_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56566,12 +58160,16 @@ pub mod rez_multiple_attachments_from_inv {
         pub const MIN_SIZE: usize = 18;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<18>(&[16, 1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<18>(&[16, 1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 18]) -> Self {
+            Self {
                 compound_msg_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 total_objects: b0[16],
                 first_detach_all: b0[17] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56681,7 +58279,7 @@ pub struct RezMultipleAttachmentsFromInv {
     /// The `HeaderData` block.
     pub header_data: rez_multiple_attachments_from_inv::HeaderData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<rez_multiple_attachments_from_inv::ObjectData>,
+    pub object_data: Blocks<rez_multiple_attachments_from_inv::ObjectData>,
 }
 
 impl MessageType for RezMultipleAttachmentsFromInv {
@@ -56759,11 +58357,15 @@ pub mod detach_attachment_into_inv {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56842,11 +58444,15 @@ pub mod create_new_outfit_attachments {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56877,10 +58483,14 @@ pub mod create_new_outfit_attachments {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 new_folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56910,12 +58520,12 @@ pub mod create_new_outfit_attachments {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 old_item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 old_folder_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -56946,7 +58556,7 @@ pub struct CreateNewOutfitAttachments {
     /// The `HeaderData` block.
     pub header_data: create_new_outfit_attachments::HeaderData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<create_new_outfit_attachments::ObjectData>,
+    pub object_data: Blocks<create_new_outfit_attachments::ObjectData>,
 }
 
 impl MessageType for CreateNewOutfitAttachments {
@@ -56961,10 +58571,8 @@ impl MessageType for CreateNewOutfitAttachments {
         Ok(Self {
             agent_data: create_new_outfit_attachments::AgentData::decode(r)?,
             header_data: create_new_outfit_attachments::HeaderData::decode(r)?,
-            object_data: r.blocks(
-                create_new_outfit_attachments::ObjectData::MIN_SIZE,
-                create_new_outfit_attachments::ObjectData::decode,
-            )?,
+            object_data: r
+                .fixed_blocks::<32, _>(create_new_outfit_attachments::ObjectData::from_run)?,
         })
     }
 
@@ -57024,11 +58632,15 @@ pub mod user_info_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57105,10 +58717,14 @@ pub mod user_info_reply {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57239,11 +58855,15 @@ pub mod update_user_info {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57404,7 +59024,7 @@ pub mod parcel_rename {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParcelRename {
     /// The `ParcelData` block, 0 to 255 times.
-    pub parcel_data: Vec<parcel_rename::ParcelData>,
+    pub parcel_data: Blocks<parcel_rename::ParcelData>,
 }
 
 impl MessageType for ParcelRename {
@@ -57467,10 +59087,14 @@ pub mod initiate_download {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57673,7 +59297,7 @@ pub struct SystemMessage {
     /// The `MethodData` block.
     pub method_data: system_message::MethodData,
     /// The `ParamList` block, 0 to 255 times.
-    pub param_list: Vec<system_message::ParamList>,
+    pub param_list: Blocks<system_message::ParamList>,
 }
 
 impl MessageType for SystemMessage {
@@ -57755,14 +59379,18 @@ pub mod map_layer_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<41>(&[16, 16, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 36)),
                 godlike: b0[40] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57851,11 +59479,15 @@ pub mod map_layer_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57893,15 +59525,15 @@ pub mod map_layer_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 32;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[4, 4, 4, 4, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 left: u32::from_le_bytes(codec::at(b0, 0)),
                 right: u32::from_le_bytes(codec::at(b0, 4)),
                 top: u32::from_le_bytes(codec::at(b0, 8)),
                 bottom: u32::from_le_bytes(codec::at(b0, 12)),
                 image_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -57935,7 +59567,7 @@ pub struct MapLayerReply {
     /// The `AgentData` block.
     pub agent_data: map_layer_reply::AgentData,
     /// The `LayerData` block, 0 to 255 times.
-    pub layer_data: Vec<map_layer_reply::LayerData>,
+    pub layer_data: Blocks<map_layer_reply::LayerData>,
 }
 
 impl MessageType for MapLayerReply {
@@ -57949,10 +59581,7 @@ impl MessageType for MapLayerReply {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_layer_reply::AgentData::decode(r)?,
-            layer_data: r.blocks(
-                map_layer_reply::LayerData::MIN_SIZE,
-                map_layer_reply::LayerData::decode,
-            )?,
+            layer_data: r.fixed_blocks::<32, _>(map_layer_reply::LayerData::from_run)?,
         })
     }
 
@@ -58017,14 +59646,18 @@ pub mod map_block_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<41>(&[16, 16, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 36)),
                 godlike: b0[40] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58075,13 +59708,17 @@ pub mod map_block_request {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[2, 2, 2, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[2, 2, 2, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 min_x: u16::from_le_bytes(codec::at(b0, 0)),
                 max_x: u16::from_le_bytes(codec::at(b0, 2)),
                 min_y: u16::from_le_bytes(codec::at(b0, 4)),
                 max_y: u16::from_le_bytes(codec::at(b0, 6)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58184,14 +59821,18 @@ pub mod map_name_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<41>(&[16, 16, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 36)),
                 godlike: b0[40] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58318,11 +59959,15 @@ pub mod map_block_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58433,12 +60078,12 @@ pub mod map_block_reply {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 4;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[2, 2])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 size_x: u16::from_le_bytes(codec::at(b0, 0)),
                 size_y: u16::from_le_bytes(codec::at(b0, 2)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58466,9 +60111,9 @@ pub struct MapBlockReply {
     /// The `AgentData` block.
     pub agent_data: map_block_reply::AgentData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<map_block_reply::Data>,
+    pub data: Blocks<map_block_reply::Data>,
     /// The `Size` block, 0 to 255 times.
-    pub size: Vec<map_block_reply::Size>,
+    pub size: Blocks<map_block_reply::Size>,
 }
 
 impl MessageType for MapBlockReply {
@@ -58486,10 +60131,7 @@ impl MessageType for MapBlockReply {
                 map_block_reply::Data::MIN_SIZE,
                 map_block_reply::Data::decode,
             )?,
-            size: r.blocks(
-                map_block_reply::Size::MIN_SIZE,
-                map_block_reply::Size::decode,
-            )?,
+            size: r.fixed_blocks::<4, _>(map_block_reply::Size::from_run)?,
         })
     }
 
@@ -58561,14 +60203,18 @@ pub mod map_item_request {
         pub const MIN_SIZE: usize = 41;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<41>(&[16, 16, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<41>(&[16, 16, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 41]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 flags: u32::from_le_bytes(codec::at(b0, 32)),
                 estate_id: u32::from_le_bytes(codec::at(b0, 36)),
                 godlike: b0[40] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58609,11 +60255,15 @@ pub mod map_item_request {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 8])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 8])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 item_type: u32::from_le_bytes(codec::at(b0, 0)),
                 region_handle: u64::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58703,11 +60353,15 @@ pub mod map_item_reply {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 flags: u32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58738,10 +60392,14 @@ pub mod map_item_reply {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 item_type: u32::from_le_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -58839,7 +60497,7 @@ pub struct MapItemReply {
     /// The `RequestData` block.
     pub request_data: map_item_reply::RequestData,
     /// The `Data` block, 0 to 255 times.
-    pub data: Vec<map_item_reply::Data>,
+    pub data: Blocks<map_item_reply::Data>,
 }
 
 impl MessageType for MapItemReply {
@@ -59076,13 +60734,17 @@ pub mod rpc_channel_request {
         pub const MIN_SIZE: usize = 40;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<40>(&[4, 4, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<40>(&[4, 4, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 40]) -> Self {
+            Self {
                 grid_x: u32::from_le_bytes(codec::at(b0, 0)),
                 grid_y: u32::from_le_bytes(codec::at(b0, 4)),
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 8)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 24)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -59169,12 +60831,16 @@ pub mod rpc_channel_reply {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 task_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 item_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 channel_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -59257,11 +60923,15 @@ pub mod rpc_script_request_inbound {
         pub const MIN_SIZE: usize = 8;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<8>(&[4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<8>(&[4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 8]) -> Self {
+            Self {
                 grid_x: u32::from_le_bytes(codec::at(b0, 0)),
                 grid_y: u32::from_le_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -59731,12 +61401,16 @@ pub mod parcel_media_command_message {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 flags: u32::from_le_bytes(codec::at(b0, 0)),
                 command: u32::from_le_bytes(codec::at(b0, 4)),
                 time: f32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -59972,11 +61646,15 @@ pub mod land_stat_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60114,12 +61792,16 @@ pub mod land_stat_reply {
         pub const MIN_SIZE: usize = 12;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<12>(&[4, 4, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<12>(&[4, 4, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 12]) -> Self {
+            Self {
                 report_type: u32::from_le_bytes(codec::at(b0, 0)),
                 request_flags: u32::from_le_bytes(codec::at(b0, 4)),
                 total_object_count: u32::from_le_bytes(codec::at(b0, 8)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60219,7 +61901,7 @@ pub struct LandStatReply {
     /// The `RequestData` block.
     pub request_data: land_stat_reply::RequestData,
     /// The `ReportData` block, 0 to 255 times.
-    pub report_data: Vec<land_stat_reply::ReportData>,
+    pub report_data: Blocks<land_stat_reply::ReportData>,
 }
 
 impl MessageType for LandStatReply {
@@ -60291,10 +61973,14 @@ pub mod error {
         pub const MIN_SIZE: usize = 16;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<16>(&[16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60463,11 +62149,15 @@ pub mod object_include_in_search {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60499,12 +62189,12 @@ pub mod object_include_in_search {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 5;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[4, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 include_in_search: b0[4] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60533,7 +62223,7 @@ pub struct ObjectIncludeInSearch {
     /// The `AgentData` block.
     pub agent_data: object_include_in_search::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_include_in_search::ObjectData>,
+    pub object_data: Blocks<object_include_in_search::ObjectData>,
 }
 
 impl MessageType for ObjectIncludeInSearch {
@@ -60547,10 +62237,7 @@ impl MessageType for ObjectIncludeInSearch {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_include_in_search::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_include_in_search::ObjectData::MIN_SIZE,
-                object_include_in_search::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<5, _>(object_include_in_search::ObjectData::from_run)?,
         })
     }
 
@@ -60605,11 +62292,15 @@ pub mod rez_restore_to_world {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -60851,11 +62542,15 @@ pub mod link_inventory_item {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {

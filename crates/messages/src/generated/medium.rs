@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use crate::codec::{self, DecodeError, EncodeError, Reader, Visitor};
-use crate::{Deprecation, Frequency, MessageId, MessageType, Trust};
+use crate::{Blocks, Deprecation, Frequency, MessageId, MessageType, Trust};
 
 /// The blocks of [`ObjectAdd`].
 pub mod object_add {
@@ -28,12 +28,16 @@ pub mod object_add {
         pub const MIN_SIZE: usize = 48;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<48>(&[16, 16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 group_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -156,11 +160,15 @@ pub mod object_add {
         pub const MIN_SIZE: usize = 96;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<96>(&[
+            Ok(Self::from_run(r.fixed_run::<96>(&[
                 1, 1, 4, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 12, 12, 16, 1,
                 12, 12, 1,
-            ])?;
-            Ok(Self {
+            ])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 96]) -> Self {
+            Self {
                 p_code: b0[0],
                 material: b0[1],
                 add_flags: u32::from_le_bytes(codec::at(b0, 2)),
@@ -190,7 +198,7 @@ pub mod object_add {
                 scale: codec::vec3_at(b0, 71),
                 rotation: codec::quat_at(b0, 83),
                 state: b0[95],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -344,11 +352,15 @@ pub mod multiple_object_update {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -424,7 +436,7 @@ pub struct MultipleObjectUpdate {
     /// The `AgentData` block.
     pub agent_data: multiple_object_update::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<multiple_object_update::ObjectData>,
+    pub object_data: Blocks<multiple_object_update::ObjectData>,
 }
 
 impl MessageType for MultipleObjectUpdate {
@@ -496,11 +508,15 @@ pub mod request_multiple_objects {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -532,12 +548,12 @@ pub mod request_multiple_objects {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 5;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<5>(&[1, 4])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 5]) -> Self {
+            Self {
                 cache_miss_type: b0[0],
                 id: u32::from_le_bytes(codec::at(b0, 1)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -574,7 +590,7 @@ pub struct RequestMultipleObjects {
     /// The `AgentData` block.
     pub agent_data: request_multiple_objects::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<request_multiple_objects::ObjectData>,
+    pub object_data: Blocks<request_multiple_objects::ObjectData>,
 }
 
 impl MessageType for RequestMultipleObjects {
@@ -588,10 +604,7 @@ impl MessageType for RequestMultipleObjects {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_multiple_objects::AgentData::decode(r)?,
-            object_data: r.blocks(
-                request_multiple_objects::ObjectData::MIN_SIZE,
-                request_multiple_objects::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<5, _>(request_multiple_objects::ObjectData::from_run)?,
         })
     }
 
@@ -646,11 +659,15 @@ pub mod object_position {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -684,12 +701,12 @@ pub mod object_position {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[4, 12])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 object_local_id: u32::from_le_bytes(codec::at(b0, 0)),
                 position: codec::vec3_at(b0, 4),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -727,7 +744,7 @@ pub struct ObjectPosition {
     /// The `AgentData` block.
     pub agent_data: object_position::AgentData,
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_position::ObjectData>,
+    pub object_data: Blocks<object_position::ObjectData>,
 }
 
 impl MessageType for ObjectPosition {
@@ -741,10 +758,7 @@ impl MessageType for ObjectPosition {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_position::AgentData::decode(r)?,
-            object_data: r.blocks(
-                object_position::ObjectData::MIN_SIZE,
-                object_position::ObjectData::decode,
-            )?,
+            object_data: r.fixed_blocks::<16, _>(object_position::ObjectData::from_run)?,
         })
     }
 
@@ -799,11 +813,15 @@ pub mod request_object_properties_family {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -836,11 +854,15 @@ pub mod request_object_properties_family {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[4, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[4, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 request_flags: u32::from_le_bytes(codec::at(b0, 0)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 4)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -932,13 +954,13 @@ pub mod coarse_location_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 3;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<3>(&[1, 1, 1])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 3]) -> Self {
+            Self {
                 x: b0[0],
                 y: b0[1],
                 z: b0[2],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -973,11 +995,15 @@ pub mod coarse_location_update {
         pub const MIN_SIZE: usize = 4;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<4>(&[2, 2])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<4>(&[2, 2])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 4]) -> Self {
+            Self {
                 you: i16::from_le_bytes(codec::at(b0, 0)),
                 prey: i16::from_le_bytes(codec::at(b0, 2)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1007,11 +1033,11 @@ pub mod coarse_location_update {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 16;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<16>(&[16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 16]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1039,11 +1065,11 @@ pub mod coarse_location_update {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CoarseLocationUpdate {
     /// The `Location` block, 0 to 255 times.
-    pub location: Vec<coarse_location_update::Location>,
+    pub location: Blocks<coarse_location_update::Location>,
     /// The `Index` block.
     pub index: coarse_location_update::Index,
     /// The `AgentData` block, 0 to 255 times.
-    pub agent_data: Vec<coarse_location_update::AgentData>,
+    pub agent_data: Blocks<coarse_location_update::AgentData>,
 }
 
 impl MessageType for CoarseLocationUpdate {
@@ -1056,15 +1082,9 @@ impl MessageType for CoarseLocationUpdate {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            location: r.blocks(
-                coarse_location_update::Location::MIN_SIZE,
-                coarse_location_update::Location::decode,
-            )?,
+            location: r.fixed_blocks::<3, _>(coarse_location_update::Location::from_run)?,
             index: coarse_location_update::Index::decode(r)?,
-            agent_data: r.blocks(
-                coarse_location_update::AgentData::MIN_SIZE,
-                coarse_location_update::AgentData::decode,
-            )?,
+            agent_data: r.fixed_blocks::<16, _>(coarse_location_update::AgentData::from_run)?,
         })
     }
 
@@ -1129,11 +1149,15 @@ pub mod crossed_region {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1230,11 +1254,15 @@ pub mod crossed_region {
         pub const MIN_SIZE: usize = 24;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<24>(&[12, 12])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<24>(&[12, 12])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 24]) -> Self {
+            Self {
                 position: codec::vec3_at(b0, 0),
                 look_at: codec::vec3_at(b0, 12),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1328,11 +1356,15 @@ pub mod confirm_enable_simulator {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1597,7 +1629,7 @@ pub mod object_properties {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ObjectProperties {
     /// The `ObjectData` block, 0 to 255 times.
-    pub object_data: Vec<object_properties::ObjectData>,
+    pub object_data: Blocks<object_properties::ObjectData>,
 }
 
 impl MessageType for ObjectProperties {
@@ -1822,11 +1854,15 @@ pub mod parcel_properties_request {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1867,15 +1903,19 @@ pub mod parcel_properties_request {
         pub const MIN_SIZE: usize = 21;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<21>(&[4, 4, 4, 4, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<21>(&[4, 4, 4, 4, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 21]) -> Self {
+            Self {
                 sequence_id: i32::from_le_bytes(codec::at(b0, 0)),
                 west: f32::from_le_bytes(codec::at(b0, 4)),
                 south: f32::from_le_bytes(codec::at(b0, 8)),
                 east: f32::from_le_bytes(codec::at(b0, 12)),
                 north: f32::from_le_bytes(codec::at(b0, 16)),
                 snap_selection: b0[20] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -1973,11 +2013,15 @@ pub mod sim_status {
         pub const MIN_SIZE: usize = 2;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<2>(&[1, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<2>(&[1, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 2]) -> Self {
+            Self {
                 can_accept_agents: b0[0] != 0,
                 can_accept_tasks: b0[1] != 0,
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2063,14 +2107,18 @@ pub mod attached_sound {
         pub const MIN_SIZE: usize = 53;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<53>(&[16, 16, 16, 4, 1])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<53>(&[16, 16, 16, 4, 1])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 53]) -> Self {
+            Self {
                 sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
                 gain: f32::from_le_bytes(codec::at(b0, 48)),
                 flags: b0[52],
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2155,11 +2203,15 @@ pub mod attached_sound_gain_change {
         pub const MIN_SIZE: usize = 20;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<20>(&[16, 4])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<20>(&[16, 4])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 20]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 gain: f32::from_le_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2222,7 +2274,7 @@ impl MessageType for AttachedSoundGainChange {
 pub mod preload_sound {
     use bytes::BufMut;
 
-    use crate::codec::{self, DecodeError, EncodeError, FieldValue, Reader, Visitor};
+    use crate::codec::{self, EncodeError, FieldValue, Visitor};
 
     /// The `DataBlock` block of `PreloadSound`.
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2239,13 +2291,13 @@ pub mod preload_sound {
         /// The fewest bytes one instance takes on the wire.
         pub const MIN_SIZE: usize = 48;
 
-        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<48>(&[16, 16, 16])?;
-            Ok(Self {
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 48]) -> Self {
+            Self {
                 object_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 owner_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
                 sound_id: ::uuid::Uuid::from_bytes(codec::at(b0, 32)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2273,7 +2325,7 @@ pub mod preload_sound {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PreloadSound {
     /// The `DataBlock` block, 0 to 255 times.
-    pub data_block: Vec<preload_sound::DataBlock>,
+    pub data_block: Blocks<preload_sound::DataBlock>,
 }
 
 impl MessageType for PreloadSound {
@@ -2286,10 +2338,7 @@ impl MessageType for PreloadSound {
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            data_block: r.blocks(
-                preload_sound::DataBlock::MIN_SIZE,
-                preload_sound::DataBlock::decode,
-            )?,
+            data_block: r.fixed_blocks::<48, _>(preload_sound::DataBlock::from_run)?,
         })
     }
 
@@ -2434,11 +2483,15 @@ pub mod viewer_effect {
         pub const MIN_SIZE: usize = 32;
 
         pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-            let b0 = r.fixed_run::<32>(&[16, 16])?;
-            Ok(Self {
+            Ok(Self::from_run(r.fixed_run::<32>(&[16, 16])?))
+        }
+
+        #[inline(always)]
+        pub(crate) fn from_run(b0: &[u8; 32]) -> Self {
+            Self {
                 agent_id: ::uuid::Uuid::from_bytes(codec::at(b0, 0)),
                 session_id: ::uuid::Uuid::from_bytes(codec::at(b0, 16)),
-            })
+            }
         }
 
         pub(crate) fn encode<B: BufMut + ?Sized>(&self, w: &mut B) -> Result<(), EncodeError> {
@@ -2540,7 +2593,7 @@ pub struct ViewerEffect {
     /// The `AgentData` block.
     pub agent_data: viewer_effect::AgentData,
     /// The `Effect` block, 0 to 255 times.
-    pub effect: Vec<viewer_effect::Effect>,
+    pub effect: Blocks<viewer_effect::Effect>,
 }
 
 impl MessageType for ViewerEffect {

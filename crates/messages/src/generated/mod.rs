@@ -100,7 +100,7 @@ pub enum Message {
     /// `PlacesQuery` (Low 29).
     PlacesQuery(Box<PlacesQuery>),
     /// `PlacesReply` (Low 30).
-    PlacesReply(PlacesReply),
+    PlacesReply(Box<PlacesReply>),
     /// `DirFindQuery` (Low 31).
     DirFindQuery(DirFindQuery),
     /// `DirFindQueryBackend` (Low 32).
@@ -112,9 +112,9 @@ pub enum Message {
     /// `DirPlacesReply` (Low 35).
     DirPlacesReply(DirPlacesReply),
     /// `DirPeopleReply` (Low 36).
-    DirPeopleReply(DirPeopleReply),
+    DirPeopleReply(Box<DirPeopleReply>),
     /// `DirEventsReply` (Low 37).
-    DirEventsReply(DirEventsReply),
+    DirEventsReply(Box<DirEventsReply>),
     /// `DirGroupsReply` (Low 38).
     DirGroupsReply(DirGroupsReply),
     /// `DirClassifiedQuery` (Low 39).
@@ -210,7 +210,7 @@ pub enum Message {
     /// `AgentHeightWidth` (Low 83).
     AgentHeightWidth(AgentHeightWidth),
     /// `AgentSetAppearance` (Low 84).
-    AgentSetAppearance(AgentSetAppearance),
+    AgentSetAppearance(Box<AgentSetAppearance>),
     /// `AgentAnimation` (High 5).
     AgentAnimation(AgentAnimation),
     /// `AgentRequestSit` (High 6).
@@ -294,7 +294,7 @@ pub enum Message {
     /// `ObjectGrab` (Low 117).
     ObjectGrab(ObjectGrab),
     /// `ObjectGrabUpdate` (Low 118).
-    ObjectGrabUpdate(ObjectGrabUpdate),
+    ObjectGrabUpdate(Box<ObjectGrabUpdate>),
     /// `ObjectDeGrab` (Low 119).
     ObjectDeGrab(ObjectDeGrab),
     /// `ObjectSpinStart` (Low 120).
@@ -368,7 +368,7 @@ pub enum Message {
     /// `LayerData` (High 11).
     LayerData(LayerData),
     /// `ObjectUpdate` (High 12).
-    ObjectUpdate(ObjectUpdate),
+    ObjectUpdate(Box<ObjectUpdate>),
     /// `ObjectUpdateCompressed` (High 13).
     ObjectUpdateCompressed(ObjectUpdateCompressed),
     /// `ObjectUpdateCached` (High 14).
@@ -416,7 +416,7 @@ pub enum Message {
     /// `CameraConstraint` (High 22).
     CameraConstraint(CameraConstraint),
     /// `ObjectProperties` (Medium 9).
-    ObjectProperties(ObjectProperties),
+    ObjectProperties(Box<ObjectProperties>),
     /// `ObjectPropertiesFamily` (Medium 10).
     ObjectPropertiesFamily(Box<ObjectPropertiesFamily>),
     /// `RequestPayPrice` (Low 161).
@@ -444,7 +444,7 @@ pub enum Message {
     /// `AvatarInterestsReply` (Low 172).
     AvatarInterestsReply(Box<AvatarInterestsReply>),
     /// `AvatarGroupsReply` (Low 173).
-    AvatarGroupsReply(AvatarGroupsReply),
+    AvatarGroupsReply(Box<AvatarGroupsReply>),
     /// `AvatarPropertiesUpdate` (Low 174).
     AvatarPropertiesUpdate(Box<AvatarPropertiesUpdate>),
     /// `AvatarInterestsUpdate` (Low 175).
@@ -610,7 +610,7 @@ pub enum Message {
     /// `ScriptSensorRequest` (Low 247).
     ScriptSensorRequest(Box<ScriptSensorRequest>),
     /// `ScriptSensorReply` (Low 248).
-    ScriptSensorReply(ScriptSensorReply),
+    ScriptSensorReply(Box<ScriptSensorReply>),
     /// `CompleteAgentMovement` (Low 249).
     CompleteAgentMovement(CompleteAgentMovement),
     /// `AgentMovementComplete` (Low 250).
@@ -632,15 +632,15 @@ pub enum Message {
     /// `GrantGodlikePowers` (Low 258).
     GrantGodlikePowers(GrantGodlikePowers),
     /// `GodlikeMessage` (Low 259).
-    GodlikeMessage(GodlikeMessage),
+    GodlikeMessage(Box<GodlikeMessage>),
     /// `EstateOwnerMessage` (Low 260).
-    EstateOwnerMessage(EstateOwnerMessage),
+    EstateOwnerMessage(Box<EstateOwnerMessage>),
     /// `GenericMessage` (Low 261).
-    GenericMessage(GenericMessage),
+    GenericMessage(Box<GenericMessage>),
     /// `GenericStreamingMessage` (High 31).
     GenericStreamingMessage(GenericStreamingMessage),
     /// `LargeGenericMessage` (Low 430).
-    LargeGenericMessage(LargeGenericMessage),
+    LargeGenericMessage(Box<LargeGenericMessage>),
     /// `MuteListRequest` (Low 262).
     MuteListRequest(MuteListRequest),
     /// `UpdateMuteListEntry` (Low 263).
@@ -650,9 +650,9 @@ pub enum Message {
     /// `CopyInventoryFromNotecard` (Low 265).
     CopyInventoryFromNotecard(CopyInventoryFromNotecard),
     /// `UpdateInventoryItem` (Low 266).
-    UpdateInventoryItem(UpdateInventoryItem),
+    UpdateInventoryItem(Box<UpdateInventoryItem>),
     /// `UpdateCreateInventoryItem` (Low 267).
-    UpdateCreateInventoryItem(UpdateCreateInventoryItem),
+    UpdateCreateInventoryItem(Box<UpdateCreateInventoryItem>),
     /// `MoveInventoryItem` (Low 268).
     MoveInventoryItem(MoveInventoryItem),
     /// `CopyInventoryItem` (Low 269).
@@ -674,13 +674,13 @@ pub enum Message {
     /// `FetchInventoryDescendents` (Low 277).
     FetchInventoryDescendents(FetchInventoryDescendents),
     /// `InventoryDescendents` (Low 278).
-    InventoryDescendents(InventoryDescendents),
+    InventoryDescendents(Box<InventoryDescendents>),
     /// `FetchInventory` (Low 279).
     FetchInventory(FetchInventory),
     /// `FetchInventoryReply` (Low 280).
-    FetchInventoryReply(FetchInventoryReply),
+    FetchInventoryReply(Box<FetchInventoryReply>),
     /// `BulkUpdateInventory` (Low 281).
-    BulkUpdateInventory(BulkUpdateInventory),
+    BulkUpdateInventory(Box<BulkUpdateInventory>),
     /// `RequestInventoryAsset` (Low 282).
     RequestInventoryAsset(RequestInventoryAsset),
     /// `InventoryAssetResponse` (Low 283).
@@ -842,15 +842,15 @@ pub enum Message {
     /// `GroupAccountDetailsRequest` (Low 355).
     GroupAccountDetailsRequest(GroupAccountDetailsRequest),
     /// `GroupAccountDetailsReply` (Low 356).
-    GroupAccountDetailsReply(GroupAccountDetailsReply),
+    GroupAccountDetailsReply(Box<GroupAccountDetailsReply>),
     /// `GroupAccountTransactionsRequest` (Low 357).
     GroupAccountTransactionsRequest(GroupAccountTransactionsRequest),
     /// `GroupAccountTransactionsReply` (Low 358).
-    GroupAccountTransactionsReply(GroupAccountTransactionsReply),
+    GroupAccountTransactionsReply(Box<GroupAccountTransactionsReply>),
     /// `GroupActiveProposalsRequest` (Low 359).
     GroupActiveProposalsRequest(GroupActiveProposalsRequest),
     /// `GroupActiveProposalItemReply` (Low 360).
-    GroupActiveProposalItemReply(GroupActiveProposalItemReply),
+    GroupActiveProposalItemReply(Box<GroupActiveProposalItemReply>),
     /// `GroupVoteHistoryRequest` (Low 361).
     GroupVoteHistoryRequest(GroupVoteHistoryRequest),
     /// `GroupVoteHistoryItemReply` (Low 362).
@@ -864,7 +864,7 @@ pub enum Message {
     /// `GroupMembersRequest` (Low 366).
     GroupMembersRequest(GroupMembersRequest),
     /// `GroupMembersReply` (Low 367).
-    GroupMembersReply(GroupMembersReply),
+    GroupMembersReply(Box<GroupMembersReply>),
     /// `ActivateGroup` (Low 368).
     ActivateGroup(ActivateGroup),
     /// `SetGroupContribution` (Low 369).
@@ -874,7 +874,7 @@ pub enum Message {
     /// `GroupRoleDataRequest` (Low 371).
     GroupRoleDataRequest(GroupRoleDataRequest),
     /// `GroupRoleDataReply` (Low 372).
-    GroupRoleDataReply(GroupRoleDataReply),
+    GroupRoleDataReply(Box<GroupRoleDataReply>),
     /// `GroupRoleMembersRequest` (Low 373).
     GroupRoleMembersRequest(GroupRoleMembersRequest),
     /// `GroupRoleMembersReply` (Low 374).
@@ -886,7 +886,7 @@ pub enum Message {
     /// `GroupTitleUpdate` (Low 377).
     GroupTitleUpdate(GroupTitleUpdate),
     /// `GroupRoleUpdate` (Low 378).
-    GroupRoleUpdate(GroupRoleUpdate),
+    GroupRoleUpdate(Box<GroupRoleUpdate>),
     /// `LiveHelpGroupRequest` (Low 379).
     LiveHelpGroupRequest(LiveHelpGroupRequest),
     /// `LiveHelpGroupReply` (Low 380).
@@ -924,7 +924,7 @@ pub enum Message {
     /// `RezSingleAttachmentFromInv` (Low 395).
     RezSingleAttachmentFromInv(Box<RezSingleAttachmentFromInv>),
     /// `RezMultipleAttachmentsFromInv` (Low 396).
-    RezMultipleAttachmentsFromInv(RezMultipleAttachmentsFromInv),
+    RezMultipleAttachmentsFromInv(Box<RezMultipleAttachmentsFromInv>),
     /// `DetachAttachmentIntoInv` (Low 397).
     DetachAttachmentIntoInv(DetachAttachmentIntoInv),
     /// `CreateNewOutfitAttachments` (Low 398).
@@ -5164,6 +5164,12 @@ impl From<Box<PlacesQuery>> for Message {
 
 impl From<PlacesReply> for Message {
     fn from(m: PlacesReply) -> Self {
+        Self::PlacesReply(Box::new(m))
+    }
+}
+
+impl From<Box<PlacesReply>> for Message {
+    fn from(m: Box<PlacesReply>) -> Self {
         Self::PlacesReply(m)
     }
 }
@@ -5200,12 +5206,24 @@ impl From<DirPlacesReply> for Message {
 
 impl From<DirPeopleReply> for Message {
     fn from(m: DirPeopleReply) -> Self {
+        Self::DirPeopleReply(Box::new(m))
+    }
+}
+
+impl From<Box<DirPeopleReply>> for Message {
+    fn from(m: Box<DirPeopleReply>) -> Self {
         Self::DirPeopleReply(m)
     }
 }
 
 impl From<DirEventsReply> for Message {
     fn from(m: DirEventsReply) -> Self {
+        Self::DirEventsReply(Box::new(m))
+    }
+}
+
+impl From<Box<DirEventsReply>> for Message {
+    fn from(m: Box<DirEventsReply>) -> Self {
         Self::DirEventsReply(m)
     }
 }
@@ -5518,6 +5536,12 @@ impl From<AgentHeightWidth> for Message {
 
 impl From<AgentSetAppearance> for Message {
     fn from(m: AgentSetAppearance) -> Self {
+        Self::AgentSetAppearance(Box::new(m))
+    }
+}
+
+impl From<Box<AgentSetAppearance>> for Message {
+    fn from(m: Box<AgentSetAppearance>) -> Self {
         Self::AgentSetAppearance(m)
     }
 }
@@ -5776,6 +5800,12 @@ impl From<ObjectGrab> for Message {
 
 impl From<ObjectGrabUpdate> for Message {
     fn from(m: ObjectGrabUpdate) -> Self {
+        Self::ObjectGrabUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ObjectGrabUpdate>> for Message {
+    fn from(m: Box<ObjectGrabUpdate>) -> Self {
         Self::ObjectGrabUpdate(m)
     }
 }
@@ -6022,6 +6052,12 @@ impl From<LayerData> for Message {
 
 impl From<ObjectUpdate> for Message {
     fn from(m: ObjectUpdate) -> Self {
+        Self::ObjectUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<ObjectUpdate>> for Message {
+    fn from(m: Box<ObjectUpdate>) -> Self {
         Self::ObjectUpdate(m)
     }
 }
@@ -6166,6 +6202,12 @@ impl From<CameraConstraint> for Message {
 
 impl From<ObjectProperties> for Message {
     fn from(m: ObjectProperties) -> Self {
+        Self::ObjectProperties(Box::new(m))
+    }
+}
+
+impl From<Box<ObjectProperties>> for Message {
+    fn from(m: Box<ObjectProperties>) -> Self {
         Self::ObjectProperties(m)
     }
 }
@@ -6268,6 +6310,12 @@ impl From<Box<AvatarInterestsReply>> for Message {
 
 impl From<AvatarGroupsReply> for Message {
     fn from(m: AvatarGroupsReply) -> Self {
+        Self::AvatarGroupsReply(Box::new(m))
+    }
+}
+
+impl From<Box<AvatarGroupsReply>> for Message {
+    fn from(m: Box<AvatarGroupsReply>) -> Self {
         Self::AvatarGroupsReply(m)
     }
 }
@@ -6844,6 +6892,12 @@ impl From<Box<ScriptSensorRequest>> for Message {
 
 impl From<ScriptSensorReply> for Message {
     fn from(m: ScriptSensorReply) -> Self {
+        Self::ScriptSensorReply(Box::new(m))
+    }
+}
+
+impl From<Box<ScriptSensorReply>> for Message {
+    fn from(m: Box<ScriptSensorReply>) -> Self {
         Self::ScriptSensorReply(m)
     }
 }
@@ -6916,18 +6970,36 @@ impl From<GrantGodlikePowers> for Message {
 
 impl From<GodlikeMessage> for Message {
     fn from(m: GodlikeMessage) -> Self {
+        Self::GodlikeMessage(Box::new(m))
+    }
+}
+
+impl From<Box<GodlikeMessage>> for Message {
+    fn from(m: Box<GodlikeMessage>) -> Self {
         Self::GodlikeMessage(m)
     }
 }
 
 impl From<EstateOwnerMessage> for Message {
     fn from(m: EstateOwnerMessage) -> Self {
+        Self::EstateOwnerMessage(Box::new(m))
+    }
+}
+
+impl From<Box<EstateOwnerMessage>> for Message {
+    fn from(m: Box<EstateOwnerMessage>) -> Self {
         Self::EstateOwnerMessage(m)
     }
 }
 
 impl From<GenericMessage> for Message {
     fn from(m: GenericMessage) -> Self {
+        Self::GenericMessage(Box::new(m))
+    }
+}
+
+impl From<Box<GenericMessage>> for Message {
+    fn from(m: Box<GenericMessage>) -> Self {
         Self::GenericMessage(m)
     }
 }
@@ -6940,6 +7012,12 @@ impl From<GenericStreamingMessage> for Message {
 
 impl From<LargeGenericMessage> for Message {
     fn from(m: LargeGenericMessage) -> Self {
+        Self::LargeGenericMessage(Box::new(m))
+    }
+}
+
+impl From<Box<LargeGenericMessage>> for Message {
+    fn from(m: Box<LargeGenericMessage>) -> Self {
         Self::LargeGenericMessage(m)
     }
 }
@@ -6970,12 +7048,24 @@ impl From<CopyInventoryFromNotecard> for Message {
 
 impl From<UpdateInventoryItem> for Message {
     fn from(m: UpdateInventoryItem) -> Self {
+        Self::UpdateInventoryItem(Box::new(m))
+    }
+}
+
+impl From<Box<UpdateInventoryItem>> for Message {
+    fn from(m: Box<UpdateInventoryItem>) -> Self {
         Self::UpdateInventoryItem(m)
     }
 }
 
 impl From<UpdateCreateInventoryItem> for Message {
     fn from(m: UpdateCreateInventoryItem) -> Self {
+        Self::UpdateCreateInventoryItem(Box::new(m))
+    }
+}
+
+impl From<Box<UpdateCreateInventoryItem>> for Message {
+    fn from(m: Box<UpdateCreateInventoryItem>) -> Self {
         Self::UpdateCreateInventoryItem(m)
     }
 }
@@ -7042,6 +7132,12 @@ impl From<FetchInventoryDescendents> for Message {
 
 impl From<InventoryDescendents> for Message {
     fn from(m: InventoryDescendents) -> Self {
+        Self::InventoryDescendents(Box::new(m))
+    }
+}
+
+impl From<Box<InventoryDescendents>> for Message {
+    fn from(m: Box<InventoryDescendents>) -> Self {
         Self::InventoryDescendents(m)
     }
 }
@@ -7054,12 +7150,24 @@ impl From<FetchInventory> for Message {
 
 impl From<FetchInventoryReply> for Message {
     fn from(m: FetchInventoryReply) -> Self {
+        Self::FetchInventoryReply(Box::new(m))
+    }
+}
+
+impl From<Box<FetchInventoryReply>> for Message {
+    fn from(m: Box<FetchInventoryReply>) -> Self {
         Self::FetchInventoryReply(m)
     }
 }
 
 impl From<BulkUpdateInventory> for Message {
     fn from(m: BulkUpdateInventory) -> Self {
+        Self::BulkUpdateInventory(Box::new(m))
+    }
+}
+
+impl From<Box<BulkUpdateInventory>> for Message {
+    fn from(m: Box<BulkUpdateInventory>) -> Self {
         Self::BulkUpdateInventory(m)
     }
 }
@@ -7612,6 +7720,12 @@ impl From<GroupAccountDetailsRequest> for Message {
 
 impl From<GroupAccountDetailsReply> for Message {
     fn from(m: GroupAccountDetailsReply) -> Self {
+        Self::GroupAccountDetailsReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupAccountDetailsReply>> for Message {
+    fn from(m: Box<GroupAccountDetailsReply>) -> Self {
         Self::GroupAccountDetailsReply(m)
     }
 }
@@ -7624,6 +7738,12 @@ impl From<GroupAccountTransactionsRequest> for Message {
 
 impl From<GroupAccountTransactionsReply> for Message {
     fn from(m: GroupAccountTransactionsReply) -> Self {
+        Self::GroupAccountTransactionsReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupAccountTransactionsReply>> for Message {
+    fn from(m: Box<GroupAccountTransactionsReply>) -> Self {
         Self::GroupAccountTransactionsReply(m)
     }
 }
@@ -7636,6 +7756,12 @@ impl From<GroupActiveProposalsRequest> for Message {
 
 impl From<GroupActiveProposalItemReply> for Message {
     fn from(m: GroupActiveProposalItemReply) -> Self {
+        Self::GroupActiveProposalItemReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupActiveProposalItemReply>> for Message {
+    fn from(m: Box<GroupActiveProposalItemReply>) -> Self {
         Self::GroupActiveProposalItemReply(m)
     }
 }
@@ -7684,6 +7810,12 @@ impl From<GroupMembersRequest> for Message {
 
 impl From<GroupMembersReply> for Message {
     fn from(m: GroupMembersReply) -> Self {
+        Self::GroupMembersReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupMembersReply>> for Message {
+    fn from(m: Box<GroupMembersReply>) -> Self {
         Self::GroupMembersReply(m)
     }
 }
@@ -7714,6 +7846,12 @@ impl From<GroupRoleDataRequest> for Message {
 
 impl From<GroupRoleDataReply> for Message {
     fn from(m: GroupRoleDataReply) -> Self {
+        Self::GroupRoleDataReply(Box::new(m))
+    }
+}
+
+impl From<Box<GroupRoleDataReply>> for Message {
+    fn from(m: Box<GroupRoleDataReply>) -> Self {
         Self::GroupRoleDataReply(m)
     }
 }
@@ -7750,6 +7888,12 @@ impl From<GroupTitleUpdate> for Message {
 
 impl From<GroupRoleUpdate> for Message {
     fn from(m: GroupRoleUpdate) -> Self {
+        Self::GroupRoleUpdate(Box::new(m))
+    }
+}
+
+impl From<Box<GroupRoleUpdate>> for Message {
+    fn from(m: Box<GroupRoleUpdate>) -> Self {
         Self::GroupRoleUpdate(m)
     }
 }
@@ -7876,6 +8020,12 @@ impl From<Box<RezSingleAttachmentFromInv>> for Message {
 
 impl From<RezMultipleAttachmentsFromInv> for Message {
     fn from(m: RezMultipleAttachmentsFromInv) -> Self {
+        Self::RezMultipleAttachmentsFromInv(Box::new(m))
+    }
+}
+
+impl From<Box<RezMultipleAttachmentsFromInv>> for Message {
+    fn from(m: Box<RezMultipleAttachmentsFromInv>) -> Self {
         Self::RezMultipleAttachmentsFromInv(m)
     }
 }
