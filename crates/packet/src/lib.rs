@@ -38,7 +38,7 @@ pub mod zerocode;
 
 use bytes::{BufMut, Bytes, BytesMut};
 pub use opensim_messages::Message;
-use opensim_messages::{MessageId, Reader, UnknownMessage};
+use opensim_messages::{CloseCircuit, MessageId, Reader};
 
 /// Flag bit: the region after the header is zero-coded.
 pub const FLAG_ZEROCODED: u8 = 0x80;
@@ -453,10 +453,9 @@ impl Packet {
             } else {
                 ZeroCoding::Never
             },
-            message: Message::Unknown(UnknownMessage {
-                id,
-                body: Bytes::new(),
-            }),
+            // A placeholder that `decode_in_place` always replaces; a variant without drop
+            // glue, so that replacing it costs no call into `Bytes`' drop.
+            message: Message::CloseCircuit(CloseCircuit),
             trailing: Bytes::new(),
             acks,
             spare_flags: (flags & 0x0F) | if ack_flag_alone { FLAG_ACKS } else { 0 },
