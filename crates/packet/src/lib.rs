@@ -243,6 +243,18 @@ impl<'a> Frame<'a> {
 }
 
 thread_local! {
+    /// A per-thread buffer that a zero-coded packet's plain region is written into on encode.
+    static ENCODE_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Puts the encode buffer back for the next packet, unless an oversized region grew it.
+fn keep_encode_scratch(plain: Vec<u8>) {
+    if plain.capacity() <= 4 * zerocode::MAX_DECODED_LEN {
+        ENCODE_SCRATCH.set(plain);
+    }
+}
+
+thread_local! {
     /// A per-thread buffer of [`zerocode::MAX_DECODED_LEN`] bytes to zero-decode into: no
     /// allocation once it exists, and no pass to size it or clear it first.
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
@@ -525,31 +537,26 @@ impl Packet {
                 }
             }
             ZeroCoding::IfSmaller | ZeroCoding::Always => {
-                // Build the plain region on the stack, then code it into `out`.
-                let mut stack = [0u8; zerocode::MAX_DECODED_LEN];
-                let mut heap;
-                let plain: &[u8] = if region_len <= stack.len() {
-                    let mut w = &mut stack[..region_len];
-                    if let Err(e) = self.write_region(&mut w) {
-                        out.truncate(start);
-                        return Err(e);
-                    }
-                    &stack[..region_len]
-                } else {
-                    heap = Vec::with_capacity(region_len);
-                    if let Err(e) = self.write_region(&mut heap) {
-                        out.truncate(start);
-                        return Err(e);
-                    }
-                    &heap
-                };
-                let coded_len = zerocode::encoded_len(plain);
+                // The plain region goes into a per-thread buffer and is coded from there into
+                // `out`: no allocation once the buffer has grown, and nothing to clear first
+                // (a fixed 8 KiB stack buffer cost a memset of its whole size per packet).
+                let mut plain = ENCODE_SCRATCH.take();
+                plain.clear();
+                let written = self.write_region(&mut plain);
+                if let Err(e) = written {
+                    keep_encode_scratch(plain);
+                    out.truncate(start);
+                    return Err(e);
+                }
+                let coded_len = zerocode::encoded_len(&plain);
                 if self.zero_coding == ZeroCoding::Always || coded_len < plain.len() {
                     flags |= FLAG_ZEROCODED;
-                    zerocode::encode(plain, out);
+                    out.reserve(coded_len);
+                    zerocode::encode(&plain, out);
                 } else {
-                    out.put_slice(plain);
+                    out.put_slice(&plain);
                 }
+                keep_encode_scratch(plain);
             }
         }
         if flags & FLAG_ACKS != 0 {
