@@ -281,13 +281,24 @@ fn with_zero_decoded<T>(
 }
 
 /// The acks appended to a datagram: big-endian u32 sequence numbers.
+// `None` when there are none (never an empty `Some`): most packets carry no acks, and dropping
+// a `None` is a comparison where dropping a `Bytes` is a call through its vtable.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Acks(Bytes);
+pub struct Acks(Option<Bytes>);
 
 impl Acks {
     /// No acks.
     pub const fn new() -> Self {
-        Acks(Bytes::new())
+        Acks(None)
+    }
+
+    fn from_wire(ids: Bytes) -> Self {
+        Acks(if ids.is_empty() { None } else { Some(ids) })
+    }
+
+    /// The ids as they are on the wire.
+    fn wire(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
     }
 
     /// Acks for these sequence numbers.
@@ -296,22 +307,22 @@ impl Acks {
         for id in ids {
             b.put_u32(*id);
         }
-        Acks(b.freeze())
+        Acks::from_wire(b.freeze())
     }
 
     /// How many acks.
     pub fn len(&self) -> usize {
-        self.0.len() / 4
+        self.wire().len() / 4
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// The acknowledged sequence numbers, in wire order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        self.0
+        self.wire()
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
@@ -323,7 +334,7 @@ impl FromIterator<u32> for Acks {
         for id in iter {
             b.put_u32(id);
         }
-        Acks(b.freeze())
+        Acks::from_wire(b.freeze())
     }
 }
 
@@ -389,7 +400,7 @@ impl Packet {
         let acks = if frame.acks.is_empty() {
             Acks::new()
         } else {
-            Acks(Bytes::copy_from_slice(frame.acks))
+            Acks::from_wire(Bytes::copy_from_slice(frame.acks))
         };
         if frame.flags & FLAG_ZEROCODED != 0 {
             with_zero_decoded(frame.region, |plain| {
@@ -408,7 +419,11 @@ impl Packet {
     /// When the datagram is malformed (see [`DecodeError`]).
     pub fn decode_bytes(datagram: &Bytes) -> Result<Packet, DecodeError> {
         let frame = Frame::split(datagram)?;
-        let acks = Acks(datagram.slice_ref(frame.acks));
+        let acks = if frame.acks.is_empty() {
+            Acks::new()
+        } else {
+            Acks::from_wire(datagram.slice_ref(frame.acks))
+        };
         if frame.flags & FLAG_ZEROCODED != 0 {
             // Variable fields are copied out of the decoded region, as `decode` does: sharing
             // a copy of the region would cost that copy's allocation, plus a second one for its
@@ -524,7 +539,7 @@ impl Packet {
         }
         let start = out.len();
         let region_len = self.region_len();
-        out.reserve(6 + region_len + self.acks.0.len() + 1);
+        out.reserve(6 + region_len + self.acks.wire().len() + 1);
         let mut flags = self.flags_without_zerocode();
         out.put_u8(flags);
         out.put_u32(self.sequence);
@@ -560,7 +575,7 @@ impl Packet {
             }
         }
         if flags & FLAG_ACKS != 0 {
-            out.put_slice(&self.acks.0);
+            out.put_slice(self.acks.wire());
             // At most 255 acks, checked above.
             out.put_u8(self.acks.len() as u8);
         }
