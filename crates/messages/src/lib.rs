@@ -6,9 +6,11 @@
 //! [`Message`] enum over all of them. Field types follow the template: integers as their Rust
 //! types, `glam` vectors and quaternions, [`uuid::Uuid`], [`std::net::Ipv4Addr`], `[u8; N]` for
 //! Fixed fields and [`bytes::Bytes`] for Variable ones. Multiple blocks are arrays and Variable
-//! blocks `Vec`s, so decoding a message made only of fixed-size fields does not allocate.
+//! blocks [`Blocks`], a slice that holds a single instance inline, so decoding a message made
+//! only of fixed-size fields, or one whose Variable blocks hold one instance each, does not
+//! allocate.
 //!
-//! The [`Message`] enum holds the few messages larger than 128 bytes in a `Box` (its variant
+//! The [`Message`] enum holds the messages larger than 128 bytes in a `Box` (its variant
 //! binds `Box<RegionHandshake>`, for example; `From` and field access work as for the others),
 //! so that it stays 144 bytes: every packet moves it. Of the fixed-size messages only
 //! `ObjectAdd` and `ChildAgentPositionUpdate` are that large, so theirs is the one allocation
