@@ -2,18 +2,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_lite::future;
-use opensim_circuit::{
-    CloseReason, Config, Connection, Endpoint, EndpointConfig, Event, Reliability,
-};
+use opensim_circuit::{CloseReason, Config, Endpoint, EndpointConfig, Event, Reliability};
 use opensim_messages::Message;
 
 mod common;
 
-use common::{any_port, hello, numbered};
+use common::{Expect, acked, any_port, exchange, hello, numbered, receive, send_all};
 
 /// Settings for fast local tests: short resend timeout, no throttle.
 fn local(mut c: Config) -> Config {
@@ -33,57 +30,6 @@ fn endpoints() -> (Endpoint, Endpoint) {
     (server, client)
 }
 
-async fn send_all(conn: &Connection, range: std::ops::Range<u32>) {
-    for n in range {
-        conn.send(numbered(n), Reliability::Reliable).await.unwrap();
-    }
-}
-
-/// Receives until `count` numbered messages arrived; returns them.
-async fn receive(conn: &Connection, count: usize) -> HashSet<u32> {
-    let mut seen = HashSet::with_capacity(count);
-    while seen.len() < count {
-        match conn.recv().await.unwrap() {
-            Event::Message(Message::TestMessage(m)) => {
-                assert!(seen.insert(m.test_block1.test1), "duplicate delivery");
-            }
-            Event::Message(Message::UseCircuitCode(_)) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    seen
-}
-
-/// Waits until every reliable send of `conn` is acked.
-async fn acked(conn: &Connection, total: u64) {
-    loop {
-        let s = conn.stats();
-        assert_eq!(s.given_up, 0);
-        if s.acked >= total && s.in_flight == 0 {
-            return;
-        }
-        async_io::Timer::after(Duration::from_millis(10)).await;
-    }
-}
-
-/// `each_way` numbered reliable messages each way at once between the client side `c` (which
-/// already sent one `UseCircuitCode`) and the server side `s`; each arrives exactly once and
-/// every one is acknowledged.
-async fn exchange_both_ways(c: &Connection, s: &Connection, each_way: u32) {
-    let ((got_by_server, got_by_client), _) = future::zip(
-        future::zip(receive(s, each_way as usize), receive(c, each_way as usize)),
-        future::zip(send_all(c, 0..each_way), send_all(s, 0..each_way)),
-    )
-    .await;
-    assert_eq!(got_by_server, (0..each_way).collect());
-    assert_eq!(got_by_client, (0..each_way).collect());
-    future::zip(
-        acked(c, u64::from(each_way) + 1),
-        acked(s, u64::from(each_way)),
-    )
-    .await;
-}
-
 #[test]
 fn two_circuits_exchange_100_000_reliable_messages() {
     const EACH_WAY: u32 = 50_000;
@@ -98,7 +44,7 @@ fn two_circuits_exchange_100_000_reliable_messages() {
             Some(Event::Message(Message::UseCircuitCode(m))) if m.circuit_code.code == 7
         ));
 
-        exchange_both_ways(&c, &s, EACH_WAY).await;
+        exchange(&c, &s, EACH_WAY, Expect::Clean).await;
         let cs = c.stats();
         assert_eq!(cs.delivered, u64::from(EACH_WAY));
         assert_eq!(s.stats().delivered, u64::from(EACH_WAY) + 1);
@@ -154,7 +100,9 @@ fn one_socket_serves_many_circuits() {
         assert_eq!(server.stats().circuits, CLIENTS as usize);
 
         let sends = clients.iter().map(|(_, c)| send_all(c, 0..EACH));
-        let recvs = accepted.iter().map(|s| receive(s, EACH as usize));
+        let recvs = accepted
+            .iter()
+            .map(|s| receive(s, EACH as usize, Expect::Clean));
         let (_, got) = future::zip(join_all(sends.collect()), join_all(recvs.collect())).await;
         for g in got {
             assert_eq!(g, (0..EACH).collect());
@@ -271,7 +219,7 @@ fn an_offloading_endpoint_and_a_plain_one_interoperate() {
             s.recv().await,
             Some(Event::Message(Message::UseCircuitCode(_)))
         ));
-        exchange_both_ways(&c, &s, EACH_WAY).await;
+        exchange(&c, &s, EACH_WAY, Expect::Clean).await;
         let (cs, ss) = (client.stats(), server.stats());
         // The plain side neither sends offloaded nor reads coalesced.
         assert_eq!(ss.datagrams_sent_offloaded, 0);
