@@ -330,19 +330,11 @@ impl<'a> Reader<'a> {
         &mut self,
         decode: impl Fn(&[u8; N]) -> T,
     ) -> Result<Blocks<T>, DecodeError> {
-        if self.pos == self.buf.len() {
-            self.omitted_blocks = self.omitted_blocks.saturating_add(1);
+        let Some(count) = self.block_count(N)? else {
             return Ok(Blocks::new());
-        }
-        let at = self.pos;
-        let count = usize::from(self.u8()?);
-        let needed = count * N;
-        let bytes = self.take(needed).map_err(|_| DecodeError::CountTooLarge {
-            at,
-            count,
-            needed,
-            available: self.buf.len() - self.pos,
-        })?;
+        };
+        // Cannot fail: `block_count` checked that `count` instances of `N` bytes are left.
+        let bytes = self.take(count * N)?;
         let (runs, _) = bytes.as_chunks::<N>();
         Ok(match runs {
             [] => Blocks::new(),
@@ -360,9 +352,30 @@ impl<'a> Reader<'a> {
         min_size: usize,
         mut decode: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Blocks<T>, DecodeError> {
+        let Some(count) = self.block_count(min_size)? else {
+            return Ok(Blocks::new());
+        };
+        match count {
+            0 => Ok(Blocks::new()),
+            // The usual case, held inline: no allocation.
+            1 => Ok(Blocks::one(decode(self)?)),
+            _ => {
+                let mut out = Vec::with_capacity(count);
+                for _ in 0..count {
+                    out.push(decode(self)?);
+                }
+                Ok(out.into())
+            }
+        }
+    }
+
+    /// Reads a Variable block's count, checked against the bytes left for instances of at
+    /// least `min_size` bytes; `None` when the count is absent at the very end of the body.
+    #[inline]
+    fn block_count(&mut self, min_size: usize) -> Result<Option<usize>, DecodeError> {
         if self.pos == self.buf.len() {
             self.omitted_blocks = self.omitted_blocks.saturating_add(1);
-            return Ok(Blocks::new());
+            return Ok(None);
         }
         let at = self.pos;
         let count = usize::from(self.u8()?);
@@ -376,18 +389,7 @@ impl<'a> Reader<'a> {
                 available,
             });
         }
-        match count {
-            0 => Ok(Blocks::new()),
-            // The usual case, held inline: no allocation.
-            1 => Ok(Blocks::one(decode(self)?)),
-            _ => {
-                let mut out = Vec::with_capacity(count);
-                for _ in 0..count {
-                    out.push(decode(self)?);
-                }
-                Ok(out.into())
-            }
-        }
+        Ok(Some(count))
     }
 }
 
