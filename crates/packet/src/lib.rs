@@ -260,24 +260,24 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Zero-decodes `region` into the thread's scratch buffer and hands the decoded bytes to `f`.
-#[inline]
-fn with_zero_decoded<T>(
-    region: &[u8],
-    f: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
-    // Taken out of the cell (leaving an empty Vec, which does not allocate) rather than
-    // borrowed, so that the result is built in this frame and not moved out of a closure.
-    let mut scratch = SCRATCH.take();
-    if scratch.len() < zerocode::MAX_DECODED_LEN {
-        scratch.resize(zerocode::MAX_DECODED_LEN, 0);
+/// The thread's zero-decoding buffer, taken out of its cell for one decode and put back when
+/// dropped (an empty `Vec` stays behind meanwhile, which does not allocate).
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take() -> Self {
+        let mut v = SCRATCH.take();
+        if v.len() < zerocode::MAX_DECODED_LEN {
+            v.resize(zerocode::MAX_DECODED_LEN, 0);
+        }
+        Scratch(v)
     }
-    let out = match zerocode::decode_into(region, &mut scratch) {
-        Ok(n) => f(&scratch[..n]),
-        Err(e) => Err(e.into()),
-    };
-    SCRATCH.set(scratch);
-    out
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(std::mem::take(&mut self.0));
+    }
 }
 
 /// The acks appended to a datagram: big-endian u32 sequence numbers.
@@ -402,13 +402,17 @@ impl Packet {
         } else {
             Acks::from_wire(Bytes::copy_from_slice(frame.acks))
         };
-        if frame.flags & FLAG_ZEROCODED != 0 {
-            with_zero_decoded(frame.region, |plain| {
-                Self::decode_region(&frame, Reader::new(plain), acks, datagram[5])
-            })
+        // One call for both codings: a zero-decoding closure returning the packet added a
+        // copy of it.
+        let mut scratch;
+        let region = if frame.flags & FLAG_ZEROCODED != 0 {
+            scratch = Scratch::take();
+            let n = zerocode::decode_into(frame.region, &mut scratch.0)?;
+            &scratch.0[..n]
         } else {
-            Self::decode_region(&frame, Reader::new(frame.region), acks, datagram[5])
-        }
+            frame.region
+        };
+        Self::decode_region(&frame, Reader::new(region), acks, datagram[5])
     }
 
     /// Decodes a datagram held in shared memory: Variable fields and acks are zero-copy
@@ -424,24 +428,25 @@ impl Packet {
         } else {
             Acks::from_wire(datagram.slice_ref(frame.acks))
         };
-        if frame.flags & FLAG_ZEROCODED != 0 {
+        let mut scratch;
+        let r = if frame.flags & FLAG_ZEROCODED != 0 {
             // Variable fields are copied out of the decoded region, as `decode` does: sharing
             // a copy of the region would cost that copy's allocation, plus a second one for its
             // reference count on the first slice (a `Bytes` made from a `Vec` allocates one).
-            with_zero_decoded(frame.region, |plain| {
-                Self::decode_region(&frame, Reader::new(plain), acks, datagram[5])
-            })
+            scratch = Scratch::take();
+            let n = zerocode::decode_into(frame.region, &mut scratch.0)?;
+            Reader::new(&scratch.0[..n])
         } else {
             // The reader shares the datagram itself: no extra `Bytes` of the region.
             let end = 6 + frame.region.len();
-            let r = Reader::with_backing_range(datagram, 6..end).ok_or(DecodeError::TooShort {
+            Reader::with_backing_range(datagram, 6..end).ok_or(DecodeError::TooShort {
                 len: datagram.len(),
-            })?;
-            Self::decode_region(&frame, r, acks, datagram[5])
-        }
+            })?
+        };
+        Self::decode_region(&frame, r, acks, datagram[5])
     }
 
-    // Inlined so that the packet is built where the caller returns it, not copied there.
+    // Inlined into both decoders, so that nothing between them and the packet adds a call.
     #[inline(always)]
     fn decode_region(
         frame: &Frame<'_>,
@@ -495,7 +500,11 @@ impl Packet {
             });
         }
         packet.omitted_blocks = r.omitted_blocks();
-        packet.trailing = r.rest();
+        // Assigned only when there is something: replacing the empty placeholder would still
+        // call through its vtable to drop it.
+        if !r.remaining().is_empty() {
+            packet.trailing = r.rest();
+        }
         Ok(packet)
     }
 
