@@ -4909,7 +4909,13 @@ fn decode_to<T: MessageType + Into<Message>>(
     out: &mut Message,
     r: &mut Reader<'_>,
 ) -> Result<(), DecodeError> {
-    *out = T::decode_body(r)?.into();
+    let new = T::decode_body(r)?.into();
+    if let Message::CloseCircuit(_) = out {
+        // Nothing of a `CloseCircuit` to drop: the enum's drop glue is not called.
+        std::mem::forget(std::mem::replace(out, new));
+    } else {
+        *out = new;
+    }
     Ok(())
 }
 
