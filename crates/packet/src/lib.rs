@@ -280,25 +280,74 @@ impl Drop for Scratch {
     }
 }
 
+/// Bytes kept as they were on the wire (an extra header, trailing bytes, acks): shared with
+/// the datagram when it was decoded from [`Bytes`], and derefs to a slice.
+// `None` when empty (never an empty `Some`): these are empty in nearly every packet, and
+// dropping a `None` is a comparison where dropping a `Bytes` is a call through its vtable.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct RawBytes(Option<Bytes>);
+
+impl RawBytes {
+    /// No bytes.
+    pub const fn new() -> Self {
+        RawBytes(None)
+    }
+
+    /// The bytes as a [`Bytes`] (sharing them; empty when there are none).
+    pub fn to_bytes(&self) -> Bytes {
+        self.0.clone().unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for RawBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl From<Bytes> for RawBytes {
+    fn from(b: Bytes) -> Self {
+        RawBytes(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl From<Vec<u8>> for RawBytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::from(v).into()
+    }
+}
+
+impl From<&'static [u8]> for RawBytes {
+    fn from(b: &'static [u8]) -> Self {
+        Bytes::from_static(b).into()
+    }
+}
+
+impl std::fmt::Debug for RawBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_bytes(), f)
+    }
+}
+
 /// The acks appended to a datagram: big-endian u32 sequence numbers.
-// `None` when there are none (never an empty `Some`): most packets carry no acks, and dropping
-// a `None` is a comparison where dropping a `Bytes` is a call through its vtable.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Acks(Option<Bytes>);
+pub struct Acks(RawBytes);
 
 impl Acks {
     /// No acks.
     pub const fn new() -> Self {
-        Acks(None)
+        Acks(RawBytes::new())
     }
 
     fn from_wire(ids: Bytes) -> Self {
-        Acks(if ids.is_empty() { None } else { Some(ids) })
+        Acks(ids.into())
     }
 
     /// The ids as they are on the wire.
     fn wire(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or_default()
+        &self.0
     }
 
     /// Acks for these sequence numbers.
@@ -317,7 +366,7 @@ impl Acks {
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_none()
+        self.0.is_empty()
     }
 
     /// The acknowledged sequence numbers, in wire order.
@@ -348,13 +397,13 @@ pub struct Packet {
     /// The sequence number.
     pub sequence: u32,
     /// Extra header bytes (nobody sends any; kept if someone does).
-    pub extra: Bytes,
+    pub extra: RawBytes,
     /// How the body is zero-coded on encode.
     pub zero_coding: ZeroCoding,
     /// The message.
     pub message: Message,
     /// Bytes after the template's blocks (a newer sender's extra blocks), kept for forwarding.
-    pub trailing: Bytes,
+    pub trailing: RawBytes,
     /// Appended acks.
     pub acks: Acks,
     /// The unused low flag bits and an ack flag with no acks, kept so encoding is lossless.
@@ -373,14 +422,14 @@ impl Packet {
             reliable: false,
             resent: false,
             sequence: 0,
-            extra: Bytes::new(),
+            extra: RawBytes::new(),
             zero_coding: if zerocode {
                 ZeroCoding::IfSmaller
             } else {
                 ZeroCoding::Never
             },
             message,
-            trailing: Bytes::new(),
+            trailing: RawBytes::new(),
             acks: Acks::new(),
             spare_flags: 0,
             omitted_blocks: 0,
@@ -466,9 +515,9 @@ impl Packet {
         // The extra header goes through the reader so that it shares the buffer too.
         let short = |_| DecodeError::TooShort { len: region.len() };
         let extra = if extra_len == 0 {
-            Bytes::new()
+            RawBytes::new()
         } else {
-            r.raw(extra_len_usize).map_err(short)?
+            r.raw(extra_len_usize).map_err(short)?.into()
         };
         r.skip(id_len).map_err(short)?;
         let flags = frame.flags;
@@ -488,7 +537,7 @@ impl Packet {
             // A placeholder that `decode_in_place` always replaces; a variant without drop
             // glue, so that replacing it costs no call into `Bytes`' drop.
             message: Message::CloseCircuit(CloseCircuit),
-            trailing: Bytes::new(),
+            trailing: RawBytes::new(),
             acks,
             spare_flags: (flags & 0x0F) | if ack_flag_alone { FLAG_ACKS } else { 0 },
             omitted_blocks: 0,
@@ -500,10 +549,8 @@ impl Packet {
             });
         }
         packet.omitted_blocks = r.omitted_blocks();
-        // Assigned only when there is something: replacing the empty placeholder would still
-        // call through its vtable to drop it.
         if !r.remaining().is_empty() {
-            packet.trailing = r.rest();
+            packet.trailing = r.rest().into();
         }
         Ok(packet)
     }

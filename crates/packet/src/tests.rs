@@ -154,3 +154,26 @@ fn appending_acks_to_an_encoded_datagram() {
     assert_eq!(p.acks.iter().collect::<Vec<_>>(), vec![1, 2]);
     assert!(append_acks(&mut buf, &[0; 256]).is_err());
 }
+
+#[test]
+fn raw_bytes_have_one_empty_form() {
+    // An empty `Bytes`, an empty `Vec` and nothing at all are the same value, so that a packet
+    // given empty trailing bytes equals one decoded without any, and encodes the same.
+    assert_eq!(RawBytes::from(Bytes::new()), RawBytes::new());
+    assert_eq!(RawBytes::from(Vec::new()), RawBytes::new());
+    let mut p = Packet::new(ping());
+    let plain = p.clone();
+    p.trailing = Bytes::new().into();
+    p.extra = Vec::new().into();
+    assert_eq!(p, plain);
+    assert_eq!(p.to_bytes().unwrap(), plain.to_bytes().unwrap());
+
+    let kept = RawBytes::from(&b"kept"[..]);
+    assert_eq!(&kept[..], b"kept");
+    assert_eq!(kept.to_bytes(), Bytes::from_static(b"kept"));
+    assert_eq!(format!("{kept:?}"), "b\"kept\"");
+    p.trailing = kept;
+    let wire = p.to_bytes().unwrap();
+    assert!(wire.ends_with(b"kept"));
+    assert_eq!(&Packet::decode(&wire).unwrap().trailing[..], b"kept");
+}
