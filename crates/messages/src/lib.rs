@@ -278,6 +278,57 @@ mod tests {
     }
 
     #[test]
+    fn decoding_in_place_dispatches_every_number_as_decode_does() {
+        // Every number of every class, known or not, around the dispatch tables' ends too.
+        let numbers = |f: Frequency| -> Vec<u32> {
+            match f {
+                Frequency::High | Frequency::Medium => (0..=255).collect(),
+                Frequency::Low => (0..=600).chain([0xFEFF, 0xFFFF]).collect(),
+                Frequency::Fixed => (0xFFFF_FF00..=0xFFFF_FFFF).collect(),
+            }
+        };
+        // A body that every template message reads something from: all blocks empty, all
+        // fixed fields zero.
+        let body = [0u8; 600];
+        let mut known = 0;
+        for f in [
+            Frequency::High,
+            Frequency::Medium,
+            Frequency::Low,
+            Frequency::Fixed,
+        ] {
+            for n in numbers(f) {
+                let id = MessageId::new(f, n);
+                let mut a = Reader::new(&body);
+                let by_value = Message::decode(id, &mut a);
+                // Both from the fieldless placeholder and from a message with heap data.
+                for start in [
+                    Message::CloseCircuit(CloseCircuit),
+                    Message::Unknown(UnknownMessage {
+                        id,
+                        body: Bytes::from(vec![1, 2, 3]),
+                    }),
+                ] {
+                    let mut in_place = start;
+                    let mut b = Reader::new(&body);
+                    let result = in_place.decode_in_place(id, &mut b).map(|()| in_place);
+                    assert_eq!(result, by_value, "{f:?} {n}");
+                    assert_eq!(a.position(), b.position(), "{f:?} {n}");
+                }
+                match (&by_value, lookup(id)) {
+                    (Ok(Message::Unknown(u)), None) => assert_eq!(u.id, id),
+                    (Ok(m), Some(info)) => {
+                        assert_eq!((m.id(), m.name()), (id, info.name));
+                        known += 1;
+                    }
+                    (other, info) => panic!("{f:?} {n}: {other:?} for {info:?}"),
+                }
+            }
+        }
+        assert_eq!(known, MESSAGES.len());
+    }
+
+    #[test]
     fn template_table_is_sorted_and_complete() {
         assert_eq!(MESSAGES.len(), 478);
         assert!(MESSAGES.windows(2).all(|w| w[0].id < w[1].id));

@@ -375,6 +375,29 @@ fn frequency_path(f: Frequency) -> &'static str {
     }
 }
 
+/// The dispatch table of each frequency, by name.
+const FREQUENCY_TABLES: [(Frequency, &str); 4] = [
+    (Frequency::High, "DECODE_HIGH"),
+    (Frequency::Medium, "DECODE_MEDIUM"),
+    (Frequency::Low, "DECODE_LOW"),
+    (Frequency::Fixed, "DECODE_FIXED"),
+];
+
+/// The number that a frequency's dispatch table starts at: 0, or the lowest Fixed number
+/// (Fixed numbers sit just under 2^32).
+fn dispatch_first(sorted: &[&MessageDef], f: Frequency) -> u32 {
+    if f == Frequency::Fixed {
+        sorted
+            .iter()
+            .filter(|m| m.frequency == f)
+            .map(|m| m.number)
+            .min()
+            .unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 fn number_literal(m: &MessageDef) -> String {
     if m.frequency == Frequency::Fixed {
         format!("0x{:08X}", m.number)
@@ -880,19 +903,23 @@ fn gen_mod(template: &Template) -> String {
     out.push_str("            _ => Ok(Self::Unknown(UnknownMessage {\n                id,\n                body: r.rest(),\n            })),\n        }\n    }\n\n");
     out.push_str("    /// Decodes the body of the message numbered `id` into `self`, replacing its value: the\n    /// same as [`Message::decode`], without moving the large enum around (a packet decoder\n    /// builds its packet once and decodes the message in place).\n    ///\n    /// On error `self` is left unchanged.\n    ///\n    /// # Errors\n    /// As [`Message::decode`].\n");
     out.push_str(
-        "    pub fn decode_in_place(&mut self, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n",
+        "    #[inline]\n    pub fn decode_in_place(&mut self, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n",
     );
-    out.push_str("        match (id.frequency(), id.number()) {\n");
-    for m in &sorted {
-        let ty = camel(&m.name);
+    // One lookup in a table of decoders per frequency and one indirect call: a `match` on
+    // (frequency, number) compiled to two jump tables and a call, in a frame of its own.
+    out.push_str(
+        "        let (table, first): (&[Option<DecodeFn>], u32) = match id.frequency() {\n",
+    );
+    for (f, name) in FREQUENCY_TABLES {
+        let first = dispatch_first(&sorted, f);
         let _ = writeln!(
             out,
-            "            ({}, {}) => decode_to::<{ty}>(self, r),",
-            frequency_path(m.frequency),
-            number_literal(m)
+            "            {} => (&{name}, {first:#X}),",
+            frequency_path(f)
         );
     }
-    out.push_str("            _ => {\n                *self = Self::Unknown(UnknownMessage {\n                    id,\n                    body: r.rest(),\n                });\n                Ok(())\n            }\n        }\n    }\n\n");
+    out.push_str("        };\n");
+    out.push_str("        match table.get(id.number().wrapping_sub(first) as usize) {\n            Some(Some(decode)) => decode(self, r),\n            _ => decode_unknown(self, id, r),\n        }\n    }\n\n");
 
     // Per-variant dispatch helpers.
     let dispatch = |out: &mut String, sig: &str, doc: &str, body: &str, unknown: &str| {
@@ -971,6 +998,27 @@ fn gen_mod(template: &Template) -> String {
         out,
         "/// Decodes one message type into `out`; out of line for the same reason as [`decode_as`].\n#[inline(never)]\nfn decode_to<T: MessageType + Into<Message>>(out: &mut Message, r: &mut Reader<'_>) -> Result<(), DecodeError> {{\n{replace}    Ok(())\n}}\n\n"
     );
+    out.push_str("/// Keeps the body of a message the template does not have; out of line and cold, so that\n/// the dispatch saves no registers for it.\n#[cold]\n#[inline(never)]\nfn decode_unknown(out: &mut Message, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n    *out = Message::Unknown(UnknownMessage { id, body: r.rest() });\n    Ok(())\n}\n\n");
+    out.push_str("/// Decodes one message body into a [`Message`]: an entry of the dispatch tables.\ntype DecodeFn = fn(&mut Message, &mut Reader<'_>) -> Result<(), DecodeError>;\n\n");
+    for (f, name) in FREQUENCY_TABLES {
+        let first = dispatch_first(&sorted, f);
+        let of = || sorted.iter().filter(move |m| m.frequency == f);
+        let len = of().map(|m| m.number - first + 1).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "/// The decoders of {} messages, by number (from {first:#X}).\nstatic {name}: [Option<DecodeFn>; {len}] = [",
+            frequency_path(f).trim_start_matches("Frequency::")
+        );
+        for i in 0..len {
+            match of().find(|m| m.number - first == i) {
+                Some(m) => {
+                    let _ = writeln!(out, "    Some(decode_to::<{}>),", camel(&m.name));
+                }
+                None => out.push_str("    None,\n"),
+            }
+        }
+        out.push_str("];\n\n");
+    }
     out.push_str(
         "/// The template facts about the message numbered `id`, if the template has it.\n",
     );
