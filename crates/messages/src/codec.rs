@@ -326,6 +326,8 @@ impl<'a> Reader<'a> {
 
     /// Reads a Variable block whose instances are all `N` bytes, with one bounds check for
     /// them all; errors and an absent trailing count are as for [`Reader::blocks`].
+    // Inlined for the usual zero or one instance; more go through `collect_runs`.
+    #[inline]
     pub fn fixed_blocks<const N: usize, T>(
         &mut self,
         decode: impl Fn(&[u8; N]) -> T,
@@ -339,7 +341,7 @@ impl<'a> Reader<'a> {
         Ok(match runs {
             [] => Blocks::new(),
             [one] => Blocks::one(decode(one)),
-            _ => runs.iter().map(decode).collect::<Vec<T>>().into(),
+            _ => collect_runs(runs, decode),
         })
     }
 
@@ -391,6 +393,12 @@ impl<'a> Reader<'a> {
         }
         Ok(Some(count))
     }
+}
+
+/// Decodes two or more fixed-size instances into a `Vec`.
+#[inline(never)]
+fn collect_runs<const N: usize, T>(runs: &[[u8; N]], decode: impl Fn(&[u8; N]) -> T) -> Blocks<T> {
+    runs.iter().map(decode).collect::<Vec<T>>().into()
 }
 
 /// `K` bytes at offset `at` of a fixed-size run (offsets come from the template, so they are
