@@ -546,7 +546,8 @@ fn gen_message(out: &mut String, m: &MessageDef) {
     if m.blocks.is_empty() {
         out.push_str("    fn decode_body(_r: &mut Reader<'_>) -> Result<Self, DecodeError> {\n        Ok(Self)\n    }\n\n");
     } else {
-        out.push_str("    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {\n        Ok(Self {\n");
+        // Inlined into its one caller, the dispatch's `decode_to`.
+        out.push_str("    #[inline]\n    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {\n        Ok(Self {\n");
         for b in &m.blocks {
             let path = block_type_path(m, b);
             let expr = match b.kind {
@@ -881,6 +882,13 @@ fn gen_mod(template: &Template) -> String {
     }
     out.push_str("];\n\n");
 
+    // A message without blocks is what decoders put in a fresh `Message` before decoding
+    // into it; replacing one needs no drop, and skipping it saves a jump through the drop glue
+    // of every variant per decode.
+    let blank = template
+        .messages
+        .iter()
+        .find(|m| m.name == "CloseCircuit" && m.blocks.is_empty());
     out.push_str("impl Message {\n");
     // decode
     out.push_str("    /// Decodes the body of the message numbered `id`; an unknown number gives [`Message::Unknown`] with the remaining bytes.\n");
@@ -888,19 +896,16 @@ fn gen_mod(template: &Template) -> String {
     out.push_str(
         "    pub fn decode(id: MessageId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {\n",
     );
-    // Each arm returns its decoder's result as it is: unwrapping and rewrapping it would move
-    // the whole enum once more.
-    out.push_str("        match (id.frequency(), id.number()) {\n");
-    for m in &sorted {
-        let ty = camel(&m.name);
-        let _ = writeln!(
-            out,
-            "            ({}, {}) => decode_as::<{ty}>(r),",
-            frequency_path(m.frequency),
-            number_literal(m)
-        );
-    }
-    out.push_str("            _ => Ok(Self::Unknown(UnknownMessage {\n                id,\n                body: r.rest(),\n            })),\n        }\n    }\n\n");
+    // Through `decode_in_place`, so that each message's decoder is inlined into one caller only.
+    let placeholder = if blank.is_some() {
+        "Self::CloseCircuit(CloseCircuit)"
+    } else {
+        "Self::Unknown(UnknownMessage { id, body: bytes::Bytes::new() })"
+    };
+    let _ = write!(
+        out,
+        "        let mut message = {placeholder};\n        message.decode_in_place(id, r)?;\n        Ok(message)\n    }}\n\n"
+    );
     out.push_str("    /// Decodes the body of the message numbered `id` into `self`, replacing its value: the\n    /// same as [`Message::decode`], without moving the large enum around (a packet decoder\n    /// builds its packet once and decodes the message in place).\n    ///\n    /// On error `self` is left unchanged.\n    ///\n    /// # Errors\n    /// As [`Message::decode`].\n");
     out.push_str(
         "    #[inline]\n    pub fn decode_in_place(&mut self, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n",
@@ -981,14 +986,6 @@ fn gen_mod(template: &Template) -> String {
     );
     out.push_str("}\n\n");
 
-    out.push_str("/// Decodes one message type; kept out of line so that the dispatch in [`Message::decode`]\n/// does not carry every message's temporaries in one stack frame.\n#[inline(never)]\nfn decode_as<T: MessageType + Into<Message>>(r: &mut Reader<'_>) -> Result<Message, DecodeError> {\n    T::decode_body(r).map(Into::into)\n}\n\n");
-    // A message without blocks is what decoders put in a fresh `Message` before decoding
-    // into it; replacing one needs no drop, and skipping it saves a jump through the drop glue
-    // of every variant per decode.
-    let blank = template
-        .messages
-        .iter()
-        .find(|m| m.name == "CloseCircuit" && m.blocks.is_empty());
     let replace = if blank.is_some() {
         "    let new = T::decode_body(r)?.into();\n    if let Message::CloseCircuit(_) = out {\n        // Nothing of a `CloseCircuit` to drop: the enum's drop glue is not called.\n        std::mem::forget(std::mem::replace(out, new));\n    } else {\n        *out = new;\n    }\n"
     } else {
@@ -996,7 +993,7 @@ fn gen_mod(template: &Template) -> String {
     };
     let _ = write!(
         out,
-        "/// Decodes one message type into `out`; out of line for the same reason as [`decode_as`].\n#[inline(never)]\nfn decode_to<T: MessageType + Into<Message>>(out: &mut Message, r: &mut Reader<'_>) -> Result<(), DecodeError> {{\n{replace}    Ok(())\n}}\n\n"
+        "/// Decodes one message type into `out`; kept out of line so that the dispatch does not\n/// carry every message's temporaries in one stack frame.\n#[inline(never)]\nfn decode_to<T: MessageType + Into<Message>>(out: &mut Message, r: &mut Reader<'_>) -> Result<(), DecodeError> {{\n{replace}    Ok(())\n}}\n\n"
     );
     out.push_str("/// Keeps the body of a message the template does not have; out of line and cold, so that\n/// the dispatch saves no registers for it.\n#[cold]\n#[inline(never)]\nfn decode_unknown(out: &mut Message, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n    *out = Message::Unknown(UnknownMessage { id, body: r.rest() });\n    Ok(())\n}\n\n");
     out.push_str("/// Decodes one message body into a [`Message`]: an entry of the dispatch tables.\ntype DecodeFn = fn(&mut Message, &mut Reader<'_>) -> Result<(), DecodeError>;\n\n");

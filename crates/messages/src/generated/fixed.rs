@@ -62,6 +62,7 @@ impl MessageType for PacketAck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             packets: r.fixed_blocks::<4, _>(packet_ack::Packets::from_run)?,
@@ -163,6 +164,7 @@ impl MessageType for OpenCircuit {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpBlackListed);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             circuit_info: open_circuit::CircuitInfo::decode(r)?,

@@ -75,6 +75,7 @@ impl MessageType for StartPingCheck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             ping_id: start_ping_check::PingId::decode(r)?,
@@ -155,6 +156,7 @@ impl MessageType for CompletePingCheck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             ping_id: complete_ping_check::PingId::decode(r)?,
@@ -281,6 +283,7 @@ impl MessageType for NeighborList {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             neighbor_block: r.array(neighbor_list::NeighborBlock::decode)?,
@@ -435,6 +438,7 @@ impl MessageType for AgentUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_update::AgentData::decode(r)?,
@@ -596,6 +600,7 @@ impl MessageType for AgentAnimation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_animation::AgentData::decode(r)?,
@@ -764,6 +769,7 @@ impl MessageType for AgentRequestSit {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_request_sit::AgentData::decode(r)?,
@@ -856,6 +862,7 @@ impl MessageType for AgentSit {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_sit::AgentData::decode(r)?,
@@ -997,6 +1004,7 @@ impl MessageType for RequestImage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_image::AgentData::decode(r)?,
@@ -1142,6 +1150,7 @@ impl MessageType for ImageData {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             image_id: image_data::ImageId::decode(r)?,
@@ -1266,6 +1275,7 @@ impl MessageType for ImagePacket {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             image_id: image_packet::ImageId::decode(r)?,
@@ -1383,6 +1393,7 @@ impl MessageType for LayerData {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             layer_id: layer_data::LayerId::decode(r)?,
@@ -1832,6 +1843,7 @@ impl MessageType for ObjectUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: object_update::RegionData::decode(r)?,
@@ -1978,6 +1990,7 @@ impl MessageType for ObjectUpdateCompressed {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: object_update_compressed::RegionData::decode(r)?,
@@ -2129,6 +2142,7 @@ impl MessageType for ObjectUpdateCached {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: object_update_cached::RegionData::decode(r)?,
@@ -2272,6 +2286,7 @@ impl MessageType for ImprovedTerseObjectUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: improved_terse_object_update::RegionData::decode(r)?,
@@ -2369,6 +2384,7 @@ impl MessageType for KillObject {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: r.fixed_blocks::<4, _>(kill_object::ObjectData::from_run)?,
@@ -2477,6 +2493,7 @@ impl MessageType for TransferPacket {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transfer_data: transfer_packet::TransferData::decode(r)?,
@@ -2596,6 +2613,7 @@ impl MessageType for SendXferPacket {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             xfer_id: send_xfer_packet::XferId::decode(r)?,
@@ -2688,6 +2706,7 @@ impl MessageType for ConfirmXferPacket {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             xfer_id: confirm_xfer_packet::XferId::decode(r)?,
@@ -2878,6 +2897,7 @@ impl MessageType for AvatarAnimation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sender: avatar_animation::Sender::decode(r)?,
@@ -3081,6 +3101,7 @@ impl MessageType for AvatarSitResponse {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sit_object: avatar_sit_response::SitObject::decode(r)?,
@@ -3168,6 +3189,7 @@ impl MessageType for CameraConstraint {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             camera_collide_plane: camera_constraint::CameraCollidePlane::decode(r)?,
@@ -3670,6 +3692,7 @@ impl MessageType for ParcelProperties {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: parcel_properties::ParcelData::decode(r)?,
@@ -3777,6 +3800,7 @@ impl MessageType for EdgeDataPacket {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             edge_data: edge_data_packet::EdgeData::decode(r)?,
@@ -4259,6 +4283,7 @@ impl MessageType for ChildAgentUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_update::AgentData::decode(r)?,
@@ -4475,6 +4500,7 @@ impl MessageType for ChildAgentAlive {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_alive::AgentData::decode(r)?,
@@ -4618,6 +4644,7 @@ impl MessageType for ChildAgentPositionUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_position_update::AgentData::decode(r)?,
@@ -4710,6 +4737,7 @@ impl MessageType for AtomicPassObject {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             task_data: atomic_pass_object::TaskData::decode(r)?,
@@ -4829,6 +4857,7 @@ impl MessageType for GenericStreamingMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             method_data: generic_streaming_message::MethodData::decode(r)?,
@@ -4954,6 +4983,7 @@ impl MessageType for SoundTrigger {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sound_data: sound_trigger::SoundData::decode(r)?,
@@ -5076,6 +5106,7 @@ impl MessageType for ObjectAnimation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sender: object_animation::Sender::decode(r)?,

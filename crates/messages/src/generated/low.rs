@@ -114,6 +114,7 @@ impl MessageType for TestMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             test_block1: test_message::TestBlock1::decode(r)?,
@@ -225,6 +226,7 @@ impl MessageType for AddCircuitCode {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             circuit_code: add_circuit_code::CircuitCode::decode(r)?,
@@ -324,6 +326,7 @@ impl MessageType for UseCircuitCode {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             circuit_code: use_circuit_code::CircuitCode::decode(r)?,
@@ -492,6 +495,7 @@ impl MessageType for AvatarTextureUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_texture_update::AgentData::decode(r)?,
@@ -611,6 +615,7 @@ impl MessageType for SimulatorMapUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             map_data: simulator_map_update::MapData::decode(r)?,
@@ -706,6 +711,7 @@ impl MessageType for SimulatorSetMap {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             map_data: simulator_set_map::MapData::decode(r)?,
@@ -916,6 +922,7 @@ impl MessageType for SimulatorReady {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_block: simulator_ready::SimulatorBlock::decode(r)?,
@@ -1060,6 +1067,7 @@ impl MessageType for TelehubInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             telehub_block: telehub_info::TelehubBlock::decode(r)?,
@@ -1336,6 +1344,7 @@ impl MessageType for SimulatorPresentAtLocation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_public_host_block:
@@ -1512,6 +1521,7 @@ impl MessageType for SimulatorLoad {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_load: simulator_load::SimulatorLoad::decode(r)?,
@@ -1635,6 +1645,7 @@ impl MessageType for RegionPresenceRequestByRegionId {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: r.fixed_blocks::<16, _>(
@@ -1724,6 +1735,7 @@ impl MessageType for RegionPresenceRequestByHandle {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: r
@@ -1863,6 +1875,7 @@ impl MessageType for RegionPresenceResponse {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: r.blocks(
@@ -1970,6 +1983,7 @@ impl MessageType for UpdateSimulator {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_info: update_simulator::SimulatorInfo::decode(r)?,
@@ -2085,6 +2099,7 @@ impl MessageType for LogDwellTime {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             dwell_info: log_dwell_time::DwellInfo::decode(r)?,
@@ -2174,6 +2189,7 @@ impl MessageType for FeatureDisabled {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             failure_info: feature_disabled::FailureInfo::decode(r)?,
@@ -2336,6 +2352,7 @@ impl MessageType for LogFailedMoneyTransaction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transaction_data: log_failed_money_transaction::TransactionData::decode(r)?,
@@ -2510,6 +2527,7 @@ impl MessageType for UserReportInternal {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             report_data: user_report_internal::ReportData::decode(r)?,
@@ -2631,6 +2649,7 @@ impl MessageType for SetSimStatusInDatabase {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: set_sim_status_in_database::Data::decode(r)?,
@@ -2752,6 +2771,7 @@ impl MessageType for SetSimPresenceInDatabase {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sim_data: set_sim_presence_in_database::SimData::decode(r)?,
@@ -2960,6 +2980,7 @@ impl MessageType for EconomyData {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: economy_data::Info::decode(r)?,
@@ -3087,6 +3108,7 @@ impl MessageType for AvatarPickerRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_picker_request::AgentData::decode(r)?,
@@ -3221,6 +3243,7 @@ impl MessageType for AvatarPickerRequestBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_picker_request_backend::AgentData::decode(r)?,
@@ -3361,6 +3384,7 @@ impl MessageType for AvatarPickerReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_picker_reply::AgentData::decode(r)?,
@@ -3557,6 +3581,7 @@ impl MessageType for PlacesQuery {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: places_query::AgentData::decode(r)?,
@@ -3803,6 +3828,7 @@ impl MessageType for PlacesReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: places_reply::AgentData::decode(r)?,
@@ -3969,6 +3995,7 @@ impl MessageType for DirFindQuery {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_find_query::AgentData::decode(r)?,
@@ -4120,6 +4147,7 @@ impl MessageType for DirFindQueryBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_find_query_backend::AgentData::decode(r)?,
@@ -4276,6 +4304,7 @@ impl MessageType for DirPlacesQuery {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_places_query::AgentData::decode(r)?,
@@ -4437,6 +4466,7 @@ impl MessageType for DirPlacesQueryBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_places_query_backend::AgentData::decode(r)?,
@@ -4651,6 +4681,7 @@ impl MessageType for DirPlacesReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_places_reply::AgentData::decode(r)?,
@@ -4885,6 +4916,7 @@ impl MessageType for DirPeopleReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_people_reply::AgentData::decode(r)?,
@@ -5127,6 +5159,7 @@ impl MessageType for DirEventsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_events_reply::AgentData::decode(r)?,
@@ -5343,6 +5376,7 @@ impl MessageType for DirGroupsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_groups_reply::AgentData::decode(r)?,
@@ -5512,6 +5546,7 @@ impl MessageType for DirClassifiedQuery {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_classified_query::AgentData::decode(r)?,
@@ -5666,6 +5701,7 @@ impl MessageType for DirClassifiedQueryBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_classified_query_backend::AgentData::decode(r)?,
@@ -5887,6 +5923,7 @@ impl MessageType for DirClassifiedReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_classified_reply::AgentData::decode(r)?,
@@ -6059,6 +6096,7 @@ impl MessageType for AvatarClassifiedReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_classified_reply::AgentData::decode(r)?,
@@ -6200,6 +6238,7 @@ impl MessageType for ClassifiedInfoRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: classified_info_request::AgentData::decode(r)?,
@@ -6408,6 +6447,7 @@ impl MessageType for ClassifiedInfoReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: classified_info_reply::AgentData::decode(r)?,
@@ -6586,6 +6626,7 @@ impl MessageType for ClassifiedInfoUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: classified_info_update::AgentData::decode(r)?,
@@ -6719,6 +6760,7 @@ impl MessageType for ClassifiedDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: classified_delete::AgentData::decode(r)?,
@@ -6859,6 +6901,7 @@ impl MessageType for ClassifiedGodDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: classified_god_delete::AgentData::decode(r)?,
@@ -7016,6 +7059,7 @@ impl MessageType for DirLandQuery {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_land_query::AgentData::decode(r)?,
@@ -7179,6 +7223,7 @@ impl MessageType for DirLandQueryBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_land_query_backend::AgentData::decode(r)?,
@@ -7367,6 +7412,7 @@ impl MessageType for DirLandReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_land_reply::AgentData::decode(r)?,
@@ -7524,6 +7570,7 @@ impl MessageType for DirPopularQuery {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::Deprecated);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_popular_query::AgentData::decode(r)?,
@@ -7666,6 +7713,7 @@ impl MessageType for DirPopularQueryBackend {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::Deprecated);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_popular_query_backend::AgentData::decode(r)?,
@@ -7839,6 +7887,7 @@ impl MessageType for DirPopularReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::Deprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: dir_popular_reply::AgentData::decode(r)?,
@@ -7991,6 +8040,7 @@ impl MessageType for ParcelInfoRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_info_request::AgentData::decode(r)?,
@@ -8195,6 +8245,7 @@ impl MessageType for ParcelInfoReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_info_reply::AgentData::decode(r)?,
@@ -8327,6 +8378,7 @@ impl MessageType for ParcelObjectOwnersRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_object_owners_request::AgentData::decode(r)?,
@@ -8427,6 +8479,7 @@ impl MessageType for ParcelObjectOwnersReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: r.fixed_blocks::<22, _>(parcel_object_owners_reply::Data::from_run)?,
@@ -8559,6 +8612,7 @@ impl MessageType for GroupNoticesListRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_notices_list_request::AgentData::decode(r)?,
@@ -8715,6 +8769,7 @@ impl MessageType for GroupNoticesListReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_notices_list_reply::AgentData::decode(r)?,
@@ -8856,6 +8911,7 @@ impl MessageType for GroupNoticeRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_notice_request::AgentData::decode(r)?,
@@ -9013,6 +9069,7 @@ impl MessageType for GroupNoticeAdd {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_notice_add::AgentData::decode(r)?,
@@ -9154,6 +9211,7 @@ impl MessageType for TeleportRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: teleport_request::AgentData::decode(r)?,
@@ -9295,6 +9353,7 @@ impl MessageType for TeleportLocationRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: teleport_location_request::AgentData::decode(r)?,
@@ -9406,6 +9465,7 @@ impl MessageType for TeleportLocal {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_local::Info::decode(r)?,
@@ -9499,6 +9559,7 @@ impl MessageType for TeleportLandmarkRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_landmark_request::Info::decode(r)?,
@@ -9624,6 +9685,7 @@ impl MessageType for TeleportProgress {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: teleport_progress::AgentData::decode(r)?,
@@ -9761,6 +9823,7 @@ impl MessageType for DataHomeLocationRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: data_home_location_request::Info::decode(r)?,
@@ -9866,6 +9929,7 @@ impl MessageType for DataHomeLocationReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: data_home_location_reply::Info::decode(r)?,
@@ -10003,6 +10067,7 @@ impl MessageType for TeleportFinish {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpBlackListed);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_finish::Info::decode(r)?,
@@ -10171,6 +10236,7 @@ impl MessageType for StartLure {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: start_lure::AgentData::decode(r)?,
@@ -10292,6 +10358,7 @@ impl MessageType for TeleportLureRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_lure_request::Info::decode(r)?,
@@ -10380,6 +10447,7 @@ impl MessageType for TeleportCancel {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_cancel::Info::decode(r)?,
@@ -10463,6 +10531,7 @@ impl MessageType for TeleportStart {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_start::Info::decode(r)?,
@@ -10594,6 +10663,7 @@ impl MessageType for TeleportFailed {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info: teleport_failed::Info::decode(r)?,
@@ -10739,6 +10809,7 @@ impl MessageType for Undo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: undo::AgentData::decode(r)?,
@@ -10881,6 +10952,7 @@ impl MessageType for Redo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: redo::AgentData::decode(r)?,
@@ -10984,6 +11056,7 @@ impl MessageType for UndoLand {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: undo_land::AgentData::decode(r)?,
@@ -11078,6 +11151,7 @@ impl MessageType for AgentPause {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_pause::AgentData::decode(r)?,
@@ -11172,6 +11246,7 @@ impl MessageType for AgentResume {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_resume::AgentData::decode(r)?,
@@ -11307,6 +11382,7 @@ impl MessageType for ChatFromViewer {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: chat_from_viewer::AgentData::decode(r)?,
@@ -11444,6 +11520,7 @@ impl MessageType for AgentThrottle {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_throttle::AgentData::decode(r)?,
@@ -11584,6 +11661,7 @@ impl MessageType for AgentFov {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_fov::AgentData::decode(r)?,
@@ -11730,6 +11808,7 @@ impl MessageType for AgentHeightWidth {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_height_width::AgentData::decode(r)?,
@@ -11939,6 +12018,7 @@ impl MessageType for AgentSetAppearance {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_set_appearance::AgentData::decode(r)?,
@@ -12105,6 +12185,7 @@ impl MessageType for AgentQuitCopy {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_quit_copy::AgentData::decode(r)?,
@@ -12193,6 +12274,7 @@ impl MessageType for ImageNotInDatabase {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             image_id: image_not_in_database::ImageId::decode(r)?,
@@ -12276,6 +12358,7 @@ impl MessageType for RebakeAvatarTextures {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             texture_data: rebake_avatar_textures::TextureData::decode(r)?,
@@ -12369,6 +12452,7 @@ impl MessageType for SetAlwaysRun {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: set_always_run::AgentData::decode(r)?,
@@ -12498,6 +12582,7 @@ impl MessageType for ObjectDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_delete::AgentData::decode(r)?,
@@ -12687,6 +12772,7 @@ impl MessageType for ObjectDuplicate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_duplicate::AgentData::decode(r)?,
@@ -12889,6 +12975,7 @@ impl MessageType for ObjectDuplicateOnRay {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_duplicate_on_ray::AgentData::decode(r)?,
@@ -13041,6 +13128,7 @@ impl MessageType for ObjectScale {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::Deprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_scale::AgentData::decode(r)?,
@@ -13184,6 +13272,7 @@ impl MessageType for ObjectRotation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_rotation::AgentData::decode(r)?,
@@ -13370,6 +13459,7 @@ impl MessageType for ObjectFlagUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_flag_update::AgentData::decode(r)?,
@@ -13513,6 +13603,7 @@ impl MessageType for ObjectClickAction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_click_action::AgentData::decode(r)?,
@@ -13663,6 +13754,7 @@ impl MessageType for ObjectImage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_image::AgentData::decode(r)?,
@@ -13808,6 +13900,7 @@ impl MessageType for ObjectMaterial {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_material::AgentData::decode(r)?,
@@ -14067,6 +14160,7 @@ impl MessageType for ObjectShape {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_shape::AgentData::decode(r)?,
@@ -14225,6 +14319,7 @@ impl MessageType for ObjectExtraParams {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_extra_params::AgentData::decode(r)?,
@@ -14418,6 +14513,7 @@ impl MessageType for ObjectOwner {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_owner::AgentData::decode(r)?,
@@ -14568,6 +14664,7 @@ impl MessageType for ObjectGroup {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_group::AgentData::decode(r)?,
@@ -14729,6 +14826,7 @@ impl MessageType for ObjectBuy {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_buy::AgentData::decode(r)?,
@@ -14881,6 +14979,7 @@ impl MessageType for BuyObjectInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: buy_object_inventory::AgentData::decode(r)?,
@@ -14976,6 +15075,7 @@ impl MessageType for DerezContainer {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: derez_container::Data::decode(r)?,
@@ -15156,6 +15256,7 @@ impl MessageType for ObjectPermissions {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_permissions::AgentData::decode(r)?,
@@ -15311,6 +15412,7 @@ impl MessageType for ObjectSaleInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_sale_info::AgentData::decode(r)?,
@@ -15454,6 +15556,7 @@ impl MessageType for ObjectName {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_name::AgentData::decode(r)?,
@@ -15600,6 +15703,7 @@ impl MessageType for ObjectDescription {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_description::AgentData::decode(r)?,
@@ -15745,6 +15849,7 @@ impl MessageType for ObjectCategory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_category::AgentData::decode(r)?,
@@ -15884,6 +15989,7 @@ impl MessageType for ObjectSelect {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_select::AgentData::decode(r)?,
@@ -16021,6 +16127,7 @@ impl MessageType for ObjectDeselect {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_deselect::AgentData::decode(r)?,
@@ -16168,6 +16275,7 @@ impl MessageType for ObjectAttach {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_attach::AgentData::decode(r)?,
@@ -16305,6 +16413,7 @@ impl MessageType for ObjectDetach {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_detach::AgentData::decode(r)?,
@@ -16442,6 +16551,7 @@ impl MessageType for ObjectDrop {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_drop::AgentData::decode(r)?,
@@ -16579,6 +16689,7 @@ impl MessageType for ObjectLink {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_link::AgentData::decode(r)?,
@@ -16716,6 +16827,7 @@ impl MessageType for ObjectDelink {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_delink::AgentData::decode(r)?,
@@ -16921,6 +17033,7 @@ impl MessageType for ObjectGrab {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_grab::AgentData::decode(r)?,
@@ -17152,6 +17265,7 @@ impl MessageType for ObjectGrabUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_grab_update::AgentData::decode(r)?,
@@ -17358,6 +17472,7 @@ impl MessageType for ObjectDeGrab {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_de_grab::AgentData::decode(r)?,
@@ -17505,6 +17620,7 @@ impl MessageType for ObjectSpinStart {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_spin_start::AgentData::decode(r)?,
@@ -17640,6 +17756,7 @@ impl MessageType for ObjectSpinUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_spin_update::AgentData::decode(r)?,
@@ -17770,6 +17887,7 @@ impl MessageType for ObjectSpinStop {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_spin_stop::AgentData::decode(r)?,
@@ -17902,6 +18020,7 @@ impl MessageType for ObjectExportSelected {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_export_selected::AgentData::decode(r)?,
@@ -18147,6 +18266,7 @@ impl MessageType for ModifyLand {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: modify_land::AgentData::decode(r)?,
@@ -18275,6 +18395,7 @@ impl MessageType for VelocityInterpolateOn {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: velocity_interpolate_on::AgentData::decode(r)?,
@@ -18364,6 +18485,7 @@ impl MessageType for VelocityInterpolateOff {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: velocity_interpolate_off::AgentData::decode(r)?,
@@ -18487,6 +18609,7 @@ impl MessageType for StateSave {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: state_save::AgentData::decode(r)?,
@@ -18580,6 +18703,7 @@ impl MessageType for ReportAutosaveCrash {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             autosave_data: report_autosave_crash::AutosaveData::decode(r)?,
@@ -18710,6 +18834,7 @@ impl MessageType for SimWideDeletes {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: sim_wide_deletes::AgentData::decode(r)?,
@@ -18842,6 +18967,7 @@ impl MessageType for TrackAgent {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: track_agent::AgentData::decode(r)?,
@@ -19239,6 +19365,7 @@ impl MessageType for ViewerStats {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: viewer_stats::AgentData::decode(r)?,
@@ -19417,6 +19544,7 @@ impl MessageType for ScriptAnswerYes {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: script_answer_yes::AgentData::decode(r)?,
@@ -19622,6 +19750,7 @@ impl MessageType for UserReport {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: user_report::AgentData::decode(r)?,
@@ -19744,6 +19873,7 @@ impl MessageType for AlertMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             alert_data: alert_message::AlertData::decode(r)?,
@@ -19886,6 +20016,7 @@ impl MessageType for AgentAlertMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_alert_message::AgentData::decode(r)?,
@@ -19990,6 +20121,7 @@ impl MessageType for MeanCollisionAlert {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             mean_collision: r
@@ -20081,6 +20213,7 @@ impl MessageType for ViewerFrozenMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             frozen_data: viewer_frozen_message::FrozenData::decode(r)?,
@@ -20164,6 +20297,7 @@ impl MessageType for HealthMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             health_data: health_message::HealthData::decode(r)?,
@@ -20289,6 +20423,7 @@ impl MessageType for ChatFromSimulator {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             chat_data: chat_from_simulator::ChatData::decode(r)?,
@@ -20500,6 +20635,7 @@ impl MessageType for SimStats {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region: sim_stats::Region::decode(r)?,
@@ -20622,6 +20758,7 @@ impl MessageType for RequestRegionInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_region_info::AgentData::decode(r)?,
@@ -20935,6 +21072,7 @@ impl MessageType for RegionInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: region_info::AgentData::decode(r)?,
@@ -21163,6 +21301,7 @@ impl MessageType for GodUpdateRegionInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: god_update_region_info::AgentData::decode(r)?,
@@ -21271,6 +21410,7 @@ impl MessageType for NearestLandingRegionRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             requesting_region_data: nearest_landing_region_request::RequestingRegionData::decode(
@@ -21359,6 +21499,7 @@ impl MessageType for NearestLandingRegionReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             landing_region_data: nearest_landing_region_reply::LandingRegionData::decode(r)?,
@@ -21445,6 +21586,7 @@ impl MessageType for NearestLandingRegionUpdated {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: nearest_landing_region_updated::RegionData::decode(r)?,
@@ -21530,6 +21672,7 @@ impl MessageType for TeleportLandingStatusChanged {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: teleport_landing_status_changed::RegionData::decode(r)?,
@@ -21902,6 +22045,7 @@ impl MessageType for RegionHandshake {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_info: region_handshake::RegionInfo::decode(r)?,
@@ -22062,6 +22206,7 @@ impl MessageType for RegionHandshakeReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: region_handshake_reply::AgentData::decode(r)?,
@@ -22174,6 +22319,7 @@ impl MessageType for SimulatorViewerTimeMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             time_info: simulator_viewer_time_message::TimeInfo::decode(r)?,
@@ -22276,6 +22422,7 @@ impl MessageType for EnableSimulator {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpBlackListed);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             simulator_info: enable_simulator::SimulatorInfo::decode(r)?,
@@ -22404,6 +22551,7 @@ impl MessageType for TransferRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transfer_info: transfer_request::TransferInfo::decode(r)?,
@@ -22509,6 +22657,7 @@ impl MessageType for TransferInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transfer_info: transfer_info::TransferInfo::decode(r)?,
@@ -22596,6 +22745,7 @@ impl MessageType for TransferAbort {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transfer_info: transfer_abort::TransferInfo::decode(r)?,
@@ -22715,6 +22865,7 @@ impl MessageType for RequestXfer {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             xfer_id: request_xfer::XferId::decode(r)?,
@@ -22802,6 +22953,7 @@ impl MessageType for AbortXfer {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             xfer_id: abort_xfer::XferId::decode(r)?,
@@ -23033,6 +23185,7 @@ impl MessageType for AvatarAppearance {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sender: avatar_appearance::Sender::decode(r)?,
@@ -23209,6 +23362,7 @@ impl MessageType for SetFollowCamProperties {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: set_follow_cam_properties::ObjectData::decode(r)?,
@@ -23308,6 +23462,7 @@ impl MessageType for ClearFollowCamProperties {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: clear_follow_cam_properties::ObjectData::decode(r)?,
@@ -23391,6 +23546,7 @@ impl MessageType for RequestPayPrice {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: request_pay_price::ObjectData::decode(r)?,
@@ -23513,6 +23669,7 @@ impl MessageType for PayPriceReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: pay_price_reply::ObjectData::decode(r)?,
@@ -23679,6 +23836,7 @@ impl MessageType for KickUser {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             target_block: kick_user::TargetBlock::decode(r)?,
@@ -23772,6 +23930,7 @@ impl MessageType for KickUserAck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             user_info: kick_user_ack::UserInfo::decode(r)?,
@@ -23876,6 +24035,7 @@ impl MessageType for GodKickUser {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             user_info: god_kick_user::UserInfo::decode(r)?,
@@ -23955,6 +24115,7 @@ impl MessageType for SystemKickUser {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_info: r.fixed_blocks::<16, _>(system_kick_user::AgentInfo::from_run)?,
@@ -24096,6 +24257,7 @@ impl MessageType for EjectUser {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: eject_user::AgentData::decode(r)?,
@@ -24234,6 +24396,7 @@ impl MessageType for FreezeUser {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: freeze_user::AgentData::decode(r)?,
@@ -24333,6 +24496,7 @@ impl MessageType for AvatarPropertiesRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_properties_request::AgentData::decode(r)?,
@@ -24435,6 +24599,7 @@ impl MessageType for AvatarPropertiesRequestBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_properties_request_backend::AgentData::decode(r)?,
@@ -24628,6 +24793,7 @@ impl MessageType for AvatarPropertiesReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_properties_reply::AgentData::decode(r)?,
@@ -24793,6 +24959,7 @@ impl MessageType for AvatarInterestsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_interests_reply::AgentData::decode(r)?,
@@ -24995,6 +25162,7 @@ impl MessageType for AvatarGroupsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_groups_reply::AgentData::decode(r)?,
@@ -25190,6 +25358,7 @@ impl MessageType for AvatarPropertiesUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_properties_update::AgentData::decode(r)?,
@@ -25353,6 +25522,7 @@ impl MessageType for AvatarInterestsUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_interests_update::AgentData::decode(r)?,
@@ -25485,6 +25655,7 @@ impl MessageType for AvatarNotesReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_notes_reply::AgentData::decode(r)?,
@@ -25621,6 +25792,7 @@ impl MessageType for AvatarNotesUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_notes_update::AgentData::decode(r)?,
@@ -25759,6 +25931,7 @@ impl MessageType for AvatarPicksReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: avatar_picks_reply::AgentData::decode(r)?,
@@ -25900,6 +26073,7 @@ impl MessageType for EventInfoRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: event_info_request::AgentData::decode(r)?,
@@ -26103,6 +26277,7 @@ impl MessageType for EventInfoReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: event_info_reply::AgentData::decode(r)?,
@@ -26236,6 +26411,7 @@ impl MessageType for EventNotificationAddRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: event_notification_add_request::AgentData::decode(r)?,
@@ -26369,6 +26545,7 @@ impl MessageType for EventNotificationRemoveRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: event_notification_remove_request::AgentData::decode(r)?,
@@ -26556,6 +26733,7 @@ impl MessageType for EventGodDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: event_god_delete::AgentData::decode(r)?,
@@ -26763,6 +26941,7 @@ impl MessageType for PickInfoReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: pick_info_reply::AgentData::decode(r)?,
@@ -26943,6 +27122,7 @@ impl MessageType for PickInfoUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: pick_info_update::AgentData::decode(r)?,
@@ -27076,6 +27256,7 @@ impl MessageType for PickDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: pick_delete::AgentData::decode(r)?,
@@ -27216,6 +27397,7 @@ impl MessageType for PickGodDelete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: pick_god_delete::AgentData::decode(r)?,
@@ -27361,6 +27543,7 @@ impl MessageType for ScriptQuestion {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: script_question::Data::decode(r)?,
@@ -27455,6 +27638,7 @@ impl MessageType for ScriptControlChange {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: r.fixed_blocks::<6, _>(script_control_change::Data::from_run)?,
@@ -27650,6 +27834,7 @@ impl MessageType for ScriptDialog {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: script_dialog::Data::decode(r)?,
@@ -27820,6 +28005,7 @@ impl MessageType for ScriptDialogReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: script_dialog_reply::AgentData::decode(r)?,
@@ -27913,6 +28099,7 @@ impl MessageType for ForceScriptControlRelease {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: force_script_control_release::AgentData::decode(r)?,
@@ -28047,6 +28234,7 @@ impl MessageType for RevokePermissions {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: revoke_permissions::AgentData::decode(r)?,
@@ -28161,6 +28349,7 @@ impl MessageType for LoadUrl {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: load_url::Data::decode(r)?,
@@ -28294,6 +28483,7 @@ impl MessageType for ScriptTeleportRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: script_teleport_request::Data::decode(r)?,
@@ -28398,6 +28588,7 @@ impl MessageType for ParcelOverlay {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: parcel_overlay::ParcelData::decode(r)?,
@@ -28530,6 +28721,7 @@ impl MessageType for ParcelPropertiesRequestById {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_properties_request_by_id::AgentData::decode(r)?,
@@ -28768,6 +28960,7 @@ impl MessageType for ParcelPropertiesUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_properties_update::AgentData::decode(r)?,
@@ -28973,6 +29166,7 @@ impl MessageType for ParcelReturnObjects {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_return_objects::AgentData::decode(r)?,
@@ -29143,6 +29337,7 @@ impl MessageType for ParcelSetOtherCleanTime {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_set_other_clean_time::AgentData::decode(r)?,
@@ -29349,6 +29544,7 @@ impl MessageType for ParcelDisableObjects {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_disable_objects::AgentData::decode(r)?,
@@ -29553,6 +29749,7 @@ impl MessageType for ParcelSelectObjects {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_select_objects::AgentData::decode(r)?,
@@ -29664,6 +29861,7 @@ impl MessageType for EstateCovenantRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: estate_covenant_request::AgentData::decode(r)?,
@@ -29766,6 +29964,7 @@ impl MessageType for EstateCovenantReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: estate_covenant_reply::Data::decode(r)?,
@@ -29884,6 +30083,7 @@ impl MessageType for ForceObjectSelect {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: force_object_select::Header::decode(r)?,
@@ -30021,6 +30221,7 @@ impl MessageType for ParcelBuyPass {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_buy_pass::AgentData::decode(r)?,
@@ -30160,6 +30361,7 @@ impl MessageType for ParcelDeedToGroup {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_deed_to_group::AgentData::decode(r)?,
@@ -30292,6 +30494,7 @@ impl MessageType for ParcelReclaim {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_reclaim::AgentData::decode(r)?,
@@ -30485,6 +30688,7 @@ impl MessageType for ParcelClaim {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_claim::AgentData::decode(r)?,
@@ -30650,6 +30854,7 @@ impl MessageType for ParcelJoin {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_join::AgentData::decode(r)?,
@@ -30799,6 +31004,7 @@ impl MessageType for ParcelDivide {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_divide::AgentData::decode(r)?,
@@ -30934,6 +31140,7 @@ impl MessageType for ParcelRelease {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_release::AgentData::decode(r)?,
@@ -31134,6 +31341,7 @@ impl MessageType for ParcelBuy {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_buy::AgentData::decode(r)?,
@@ -31276,6 +31484,7 @@ impl MessageType for ParcelGodForceOwner {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_god_force_owner::AgentData::decode(r)?,
@@ -31417,6 +31626,7 @@ impl MessageType for ParcelAccessListRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_access_list_request::AgentData::decode(r)?,
@@ -31566,6 +31776,7 @@ impl MessageType for ParcelAccessListReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: parcel_access_list_reply::Data::decode(r)?,
@@ -31768,6 +31979,7 @@ impl MessageType for ParcelAccessListUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_access_list_update::AgentData::decode(r)?,
@@ -31919,6 +32131,7 @@ impl MessageType for ParcelDwellRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_dwell_request::AgentData::decode(r)?,
@@ -32055,6 +32268,7 @@ impl MessageType for ParcelDwellReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_dwell_reply::AgentData::decode(r)?,
@@ -32255,6 +32469,7 @@ impl MessageType for RequestParcelTransfer {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: request_parcel_transfer::Data::decode(r)?,
@@ -32449,6 +32664,7 @@ impl MessageType for UpdateParcel {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: update_parcel::ParcelData::decode(r)?,
@@ -32529,6 +32745,7 @@ impl MessageType for RemoveParcel {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.fixed_blocks::<16, _>(remove_parcel::ParcelData::from_run)?,
@@ -32655,6 +32872,7 @@ impl MessageType for MergeParcel {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             master_parcel_data: merge_parcel::MasterParcelData::decode(r)?,
@@ -32850,6 +33068,7 @@ impl MessageType for LogParcelChanges {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: log_parcel_changes::AgentData::decode(r)?,
@@ -32950,6 +33169,7 @@ impl MessageType for CheckParcelSales {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: r.fixed_blocks::<8, _>(check_parcel_sales::RegionData::from_run)?,
@@ -33043,6 +33263,7 @@ impl MessageType for ParcelSales {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.fixed_blocks::<32, _>(parcel_sales::ParcelData::from_run)?,
@@ -33179,6 +33400,7 @@ impl MessageType for ParcelGodMarkAsContent {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_god_mark_as_content::AgentData::decode(r)?,
@@ -33317,6 +33539,7 @@ impl MessageType for ViewerStartAuction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: viewer_start_auction::AgentData::decode(r)?,
@@ -33452,6 +33675,7 @@ impl MessageType for StartAuction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: start_auction::AgentData::decode(r)?,
@@ -33544,6 +33768,7 @@ impl MessageType for ConfirmAuctionStart {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             auction_data: confirm_auction_start::AuctionData::decode(r)?,
@@ -33623,6 +33848,7 @@ impl MessageType for CompleteAuction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.fixed_blocks::<16, _>(complete_auction::ParcelData::from_run)?,
@@ -33710,6 +33936,7 @@ impl MessageType for CancelAuction {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.fixed_blocks::<16, _>(cancel_auction::ParcelData::from_run)?,
@@ -33797,6 +34024,7 @@ impl MessageType for CheckParcelAuctions {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             region_data: r.fixed_blocks::<8, _>(check_parcel_auctions::RegionData::from_run)?,
@@ -33890,6 +34118,7 @@ impl MessageType for ParcelAuctions {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.fixed_blocks::<32, _>(parcel_auctions::ParcelData::from_run)?,
@@ -33978,6 +34207,7 @@ impl MessageType for UuidNameRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             uuid_name_block: r.fixed_blocks::<16, _>(uuid_name_request::UuidNameBlock::from_run)?,
@@ -34078,6 +34308,7 @@ impl MessageType for UuidNameReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             uuid_name_block: r.blocks(
@@ -34169,6 +34400,7 @@ impl MessageType for UuidGroupNameRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             uuid_name_block: r
@@ -34264,6 +34496,7 @@ impl MessageType for UuidGroupNameReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             uuid_name_block: r.blocks(
@@ -34405,6 +34638,7 @@ impl MessageType for ChatPass {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             chat_data: chat_pass::ChatData::decode(r)?,
@@ -34493,6 +34727,7 @@ impl MessageType for ChildAgentDying {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_dying::AgentData::decode(r)?,
@@ -34580,6 +34815,7 @@ impl MessageType for ChildAgentUnknown {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: child_agent_unknown::AgentData::decode(r)?,
@@ -34662,6 +34898,7 @@ impl MessageType for KillChildAgents {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             id_block: kill_child_agents::IdBlock::decode(r)?,
@@ -34750,6 +34987,7 @@ impl MessageType for GetScriptRunning {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             script: get_script_running::Script::decode(r)?,
@@ -34842,6 +35080,7 @@ impl MessageType for ScriptRunningReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             script: script_running_reply::Script::decode(r)?,
@@ -34978,6 +35217,7 @@ impl MessageType for SetScriptRunning {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: set_script_running::AgentData::decode(r)?,
@@ -35113,6 +35353,7 @@ impl MessageType for ScriptReset {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: script_reset::AgentData::decode(r)?,
@@ -35248,6 +35489,7 @@ impl MessageType for ScriptSensorRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             requester: script_sensor_request::Requester::decode(r)?,
@@ -35406,6 +35648,7 @@ impl MessageType for ScriptSensorReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             requester: script_sensor_reply::Requester::decode(r)?,
@@ -35519,6 +35762,7 @@ impl MessageType for CompleteAgentMovement {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: complete_agent_movement::AgentData::decode(r)?,
@@ -35696,6 +35940,7 @@ impl MessageType for AgentMovementComplete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_movement_complete::AgentData::decode(r)?,
@@ -35814,6 +36059,7 @@ impl MessageType for DataServerLogout {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             user_data: data_server_logout::UserData::decode(r)?,
@@ -35903,6 +36149,7 @@ impl MessageType for LogoutRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: logout_request::AgentData::decode(r)?,
@@ -36030,6 +36277,7 @@ impl MessageType for LogoutReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: logout_reply::AgentData::decode(r)?,
@@ -36240,6 +36488,7 @@ impl MessageType for ImprovedInstantMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: improved_instant_message::AgentData::decode(r)?,
@@ -36333,6 +36582,7 @@ impl MessageType for RetrieveInstantMessages {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: retrieve_instant_messages::AgentData::decode(r)?,
@@ -36476,6 +36726,7 @@ impl MessageType for FindAgent {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_block: find_agent::AgentBlock::decode(r)?,
@@ -36627,6 +36878,7 @@ impl MessageType for RequestGodlikePowers {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_godlike_powers::AgentData::decode(r)?,
@@ -36767,6 +37019,7 @@ impl MessageType for GrantGodlikePowers {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: grant_godlike_powers::AgentData::decode(r)?,
@@ -36939,6 +37192,7 @@ impl MessageType for GodlikeMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: godlike_message::AgentData::decode(r)?,
@@ -37131,6 +37385,7 @@ impl MessageType for EstateOwnerMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: estate_owner_message::AgentData::decode(r)?,
@@ -37324,6 +37579,7 @@ impl MessageType for GenericMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: generic_message::AgentData::decode(r)?,
@@ -37517,6 +37773,7 @@ impl MessageType for LargeGenericMessage {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: large_generic_message::AgentData::decode(r)?,
@@ -37667,6 +37924,7 @@ impl MessageType for MuteListRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: mute_list_request::AgentData::decode(r)?,
@@ -37810,6 +38068,7 @@ impl MessageType for UpdateMuteListEntry {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_mute_list_entry::AgentData::decode(r)?,
@@ -37942,6 +38201,7 @@ impl MessageType for RemoveMuteListEntry {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_mute_list_entry::AgentData::decode(r)?,
@@ -38116,6 +38376,7 @@ impl MessageType for CopyInventoryFromNotecard {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: copy_inventory_from_notecard::AgentData::decode(r)?,
@@ -38399,6 +38660,7 @@ impl MessageType for UpdateInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_inventory_item::AgentData::decode(r)?,
@@ -38676,6 +38938,7 @@ impl MessageType for UpdateCreateInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_create_inventory_item::AgentData::decode(r)?,
@@ -38834,6 +39097,7 @@ impl MessageType for MoveInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: move_inventory_item::AgentData::decode(r)?,
@@ -39002,6 +39266,7 @@ impl MessageType for CopyInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: copy_inventory_item::AgentData::decode(r)?,
@@ -39142,6 +39407,7 @@ impl MessageType for RemoveInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_item::AgentData::decode(r)?,
@@ -39285,6 +39551,7 @@ impl MessageType for ChangeInventoryItemFlags {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: change_inventory_item_flags::AgentData::decode(r)?,
@@ -39431,6 +39698,7 @@ impl MessageType for SaveAssetIntoInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: save_asset_into_inventory::AgentData::decode(r)?,
@@ -39573,6 +39841,7 @@ impl MessageType for CreateInventoryFolder {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_inventory_folder::AgentData::decode(r)?,
@@ -39715,6 +39984,7 @@ impl MessageType for UpdateInventoryFolder {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_inventory_folder::AgentData::decode(r)?,
@@ -39867,6 +40137,7 @@ impl MessageType for MoveInventoryFolder {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: move_inventory_folder::AgentData::decode(r)?,
@@ -40005,6 +40276,7 @@ impl MessageType for RemoveInventoryFolder {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_folder::AgentData::decode(r)?,
@@ -40172,6 +40444,7 @@ impl MessageType for FetchInventoryDescendents {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: fetch_inventory_descendents::AgentData::decode(r)?,
@@ -40494,6 +40767,7 @@ impl MessageType for InventoryDescendents {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: inventory_descendents::AgentData::decode(r)?,
@@ -40658,6 +40932,7 @@ impl MessageType for FetchInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: fetch_inventory::AgentData::decode(r)?,
@@ -40912,6 +41187,7 @@ impl MessageType for FetchInventoryReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: fetch_inventory_reply::AgentData::decode(r)?,
@@ -41233,6 +41509,7 @@ impl MessageType for BulkUpdateInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: bulk_update_inventory::AgentData::decode(r)?,
@@ -41369,6 +41646,7 @@ impl MessageType for RequestInventoryAsset {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             query_data: request_inventory_asset::QueryData::decode(r)?,
@@ -41462,6 +41740,7 @@ impl MessageType for InventoryAssetResponse {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             query_data: inventory_asset_response::QueryData::decode(r)?,
@@ -41619,6 +41898,7 @@ impl MessageType for RemoveInventoryObjects {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_inventory_objects::AgentData::decode(r)?,
@@ -41777,6 +42057,7 @@ impl MessageType for PurgeInventoryDescendents {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: purge_inventory_descendents::AgentData::decode(r)?,
@@ -42070,6 +42351,7 @@ impl MessageType for UpdateTaskInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_task_inventory::AgentData::decode(r)?,
@@ -42212,6 +42494,7 @@ impl MessageType for RemoveTaskInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_task_inventory::AgentData::decode(r)?,
@@ -42352,6 +42635,7 @@ impl MessageType for MoveTaskInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: move_task_inventory::AgentData::decode(r)?,
@@ -42482,6 +42766,7 @@ impl MessageType for RequestTaskInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_task_inventory::AgentData::decode(r)?,
@@ -42578,6 +42863,7 @@ impl MessageType for ReplyTaskInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             inventory_data: reply_task_inventory::InventoryData::decode(r)?,
@@ -42778,6 +43064,7 @@ impl MessageType for DeRezObject {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: de_rez_object::AgentData::decode(r)?,
@@ -42889,6 +43176,7 @@ impl MessageType for DeRezAck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             transaction_data: de_rez_ack::TransactionData::decode(r)?,
@@ -43236,6 +43524,7 @@ impl MessageType for RezObject {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_object::AgentData::decode(r)?,
@@ -43516,6 +43805,7 @@ impl MessageType for RezObjectFromNotecard {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_object_from_notecard::AgentData::decode(r)?,
@@ -43677,6 +43967,7 @@ impl MessageType for TransferInventory {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info_block: transfer_inventory::InfoBlock::decode(r)?,
@@ -43783,6 +44074,7 @@ impl MessageType for TransferInventoryAck {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             info_block: transfer_inventory_ack::InfoBlock::decode(r)?,
@@ -43944,6 +44236,7 @@ impl MessageType for AcceptFriendship {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: accept_friendship::AgentData::decode(r)?,
@@ -44091,6 +44384,7 @@ impl MessageType for DeclineFriendship {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: decline_friendship::AgentData::decode(r)?,
@@ -44183,6 +44477,7 @@ impl MessageType for FormFriendship {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_block: form_friendship::AgentBlock::decode(r)?,
@@ -44312,6 +44607,7 @@ impl MessageType for TerminateFriendship {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: terminate_friendship::AgentData::decode(r)?,
@@ -44447,6 +44743,7 @@ impl MessageType for OfferCallingCard {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: offer_calling_card::AgentData::decode(r)?,
@@ -44613,6 +44910,7 @@ impl MessageType for AcceptCallingCard {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: accept_calling_card::AgentData::decode(r)?,
@@ -44760,6 +45058,7 @@ impl MessageType for DeclineCallingCard {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: decline_calling_card::AgentData::decode(r)?,
@@ -45060,6 +45359,7 @@ impl MessageType for RezScript {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_script::AgentData::decode(r)?,
@@ -45239,6 +45539,7 @@ impl MessageType for CreateInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_inventory_item::AgentData::decode(r)?,
@@ -45409,6 +45710,7 @@ impl MessageType for CreateLandmarkForEvent {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_landmark_for_event::AgentData::decode(r)?,
@@ -45541,6 +45843,7 @@ impl MessageType for EventLocationRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             query_data: event_location_request::QueryData::decode(r)?,
@@ -45676,6 +45979,7 @@ impl MessageType for EventLocationReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             query_data: event_location_reply::QueryData::decode(r)?,
@@ -45764,6 +46068,7 @@ impl MessageType for RegionHandleRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             request_block: region_handle_request::RequestBlock::decode(r)?,
@@ -45851,6 +46156,7 @@ impl MessageType for RegionIdAndHandleReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             reply_block: region_id_and_handle_reply::ReplyBlock::decode(r)?,
@@ -46024,6 +46330,7 @@ impl MessageType for MoneyTransferRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: money_transfer_request::AgentData::decode(r)?,
@@ -46190,6 +46497,7 @@ impl MessageType for MoneyTransferBackend {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             money_data: money_transfer_backend::MoneyData::decode(r)?,
@@ -46316,6 +46624,7 @@ impl MessageType for MoneyBalanceRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: money_balance_request::AgentData::decode(r)?,
@@ -46523,6 +46832,7 @@ impl MessageType for MoneyBalanceReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             money_data: money_balance_reply::MoneyData::decode(r)?,
@@ -46785,6 +47095,7 @@ impl MessageType for RoutedMoneyBalanceReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             target_block: routed_money_balance_reply::TargetBlock::decode(r)?,
@@ -46934,6 +47245,7 @@ impl MessageType for ActivateGestures {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: activate_gestures::AgentData::decode(r)?,
@@ -47076,6 +47388,7 @@ impl MessageType for DeactivateGestures {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: deactivate_gestures::AgentData::decode(r)?,
@@ -47170,6 +47483,7 @@ impl MessageType for MuteListUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             mute_data: mute_list_update::MuteData::decode(r)?,
@@ -47252,6 +47566,7 @@ impl MessageType for UseCachedMuteList {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: use_cached_mute_list::AgentData::decode(r)?,
@@ -47383,6 +47698,7 @@ impl MessageType for GrantUserRights {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: grant_user_rights::AgentData::decode(r)?,
@@ -47520,6 +47836,7 @@ impl MessageType for ChangeUserRights {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: change_user_rights::AgentData::decode(r)?,
@@ -47611,6 +47928,7 @@ impl MessageType for OnlineNotification {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_block: r.fixed_blocks::<16, _>(online_notification::AgentBlock::from_run)?,
@@ -47698,6 +48016,7 @@ impl MessageType for OfflineNotification {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_block: r.fixed_blocks::<16, _>(offline_notification::AgentBlock::from_run)?,
@@ -47851,6 +48170,7 @@ impl MessageType for SetStartLocationRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: set_start_location_request::AgentData::decode(r)?,
@@ -47966,6 +48286,7 @@ impl MessageType for SetStartLocation {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             start_location_data: set_start_location::StartLocationData::decode(r)?,
@@ -48049,6 +48370,7 @@ impl MessageType for NetTest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             net_block: net_test::NetBlock::decode(r)?,
@@ -48130,6 +48452,7 @@ impl MessageType for SetCpuRatio {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: set_cpu_ratio::Data::decode(r)?,
@@ -48252,6 +48575,7 @@ impl MessageType for SimCrashed {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data: sim_crashed::Data::decode(r)?,
@@ -48376,6 +48700,7 @@ impl MessageType for NameValuePair {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             task_data: name_value_pair::TaskData::decode(r)?,
@@ -48509,6 +48834,7 @@ impl MessageType for RemoveNameValuePair {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             task_data: remove_name_value_pair::TaskData::decode(r)?,
@@ -48860,6 +49186,7 @@ impl MessageType for UpdateAttachment {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_attachment::AgentData::decode(r)?,
@@ -49008,6 +49335,7 @@ impl MessageType for RemoveAttachment {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: remove_attachment::AgentData::decode(r)?,
@@ -49114,6 +49442,7 @@ impl MessageType for AssetUploadRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             asset_block: asset_upload_request::AssetBlock::decode(r)?,
@@ -49206,6 +49535,7 @@ impl MessageType for AssetUploadComplete {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             asset_block: asset_upload_complete::AssetBlock::decode(r)?,
@@ -49297,6 +49627,7 @@ impl MessageType for EmailMessageRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: email_message_request::DataBlock::decode(r)?,
@@ -49421,6 +49752,7 @@ impl MessageType for EmailMessageReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: email_message_reply::DataBlock::decode(r)?,
@@ -49510,6 +49842,7 @@ impl MessageType for ScriptDataRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: r.blocks(
@@ -49606,6 +49939,7 @@ impl MessageType for ScriptDataReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: r.blocks(
@@ -49791,6 +50125,7 @@ impl MessageType for CreateGroupRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_group_request::AgentData::decode(r)?,
@@ -49928,6 +50263,7 @@ impl MessageType for CreateGroupReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_group_reply::AgentData::decode(r)?,
@@ -50096,6 +50432,7 @@ impl MessageType for UpdateGroupInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_group_info::AgentData::decode(r)?,
@@ -50239,6 +50576,7 @@ impl MessageType for GroupRoleChanges {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_changes::AgentData::decode(r)?,
@@ -50382,6 +50720,7 @@ impl MessageType for JoinGroupRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: join_group_request::AgentData::decode(r)?,
@@ -50513,6 +50852,7 @@ impl MessageType for JoinGroupReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: join_group_reply::AgentData::decode(r)?,
@@ -50679,6 +51019,7 @@ impl MessageType for EjectGroupMemberRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: eject_group_member_request::AgentData::decode(r)?,
@@ -50861,6 +51202,7 @@ impl MessageType for EjectGroupMemberReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: eject_group_member_reply::AgentData::decode(r)?,
@@ -51000,6 +51342,7 @@ impl MessageType for LeaveGroupRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: leave_group_request::AgentData::decode(r)?,
@@ -51131,6 +51474,7 @@ impl MessageType for LeaveGroupReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: leave_group_reply::AgentData::decode(r)?,
@@ -51304,6 +51648,7 @@ impl MessageType for InviteGroupRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: invite_group_request::AgentData::decode(r)?,
@@ -51430,6 +51775,7 @@ impl MessageType for InviteGroupResponse {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             invite_data: invite_group_response::InviteData::decode(r)?,
@@ -51557,6 +51903,7 @@ impl MessageType for GroupProfileRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_profile_request::AgentData::decode(r)?,
@@ -51773,6 +52120,7 @@ impl MessageType for GroupProfileReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_profile_reply::AgentData::decode(r)?,
@@ -51921,6 +52269,7 @@ impl MessageType for GroupAccountSummaryRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_summary_request::AgentData::decode(r)?,
@@ -52162,6 +52511,7 @@ impl MessageType for GroupAccountSummaryReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_summary_reply::AgentData::decode(r)?,
@@ -52307,6 +52657,7 @@ impl MessageType for GroupAccountDetailsRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_details_request::AgentData::decode(r)?,
@@ -52493,6 +52844,7 @@ impl MessageType for GroupAccountDetailsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_details_reply::AgentData::decode(r)?,
@@ -52658,6 +53010,7 @@ impl MessageType for GroupAccountTransactionsRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_transactions_request::AgentData::decode(r)?,
@@ -52866,6 +53219,7 @@ impl MessageType for GroupAccountTransactionsReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_account_transactions_reply::AgentData::decode(r)?,
@@ -53056,6 +53410,7 @@ impl MessageType for GroupActiveProposalsRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_active_proposals_request::AgentData::decode(r)?,
@@ -53305,6 +53660,7 @@ impl MessageType for GroupActiveProposalItemReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_active_proposal_item_reply::AgentData::decode(r)?,
@@ -53495,6 +53851,7 @@ impl MessageType for GroupVoteHistoryRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_vote_history_request::AgentData::decode(r)?,
@@ -53797,6 +54154,7 @@ impl MessageType for GroupVoteHistoryItemReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_vote_history_item_reply::AgentData::decode(r)?,
@@ -53978,6 +54336,7 @@ impl MessageType for StartGroupProposal {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: start_group_proposal::AgentData::decode(r)?,
@@ -54119,6 +54478,7 @@ impl MessageType for GroupProposalBallot {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_proposal_ballot::AgentData::decode(r)?,
@@ -54287,6 +54647,7 @@ impl MessageType for GroupMembersRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_members_request::AgentData::decode(r)?,
@@ -54492,6 +54853,7 @@ impl MessageType for GroupMembersReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_members_reply::AgentData::decode(r)?,
@@ -54610,6 +54972,7 @@ impl MessageType for ActivateGroup {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: activate_group::AgentData::decode(r)?,
@@ -54740,6 +55103,7 @@ impl MessageType for SetGroupContribution {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: set_group_contribution::AgentData::decode(r)?,
@@ -54913,6 +55277,7 @@ impl MessageType for SetGroupAcceptNotices {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: set_group_accept_notices::AgentData::decode(r)?,
@@ -55054,6 +55419,7 @@ impl MessageType for GroupRoleDataRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_data_request::AgentData::decode(r)?,
@@ -55254,6 +55620,7 @@ impl MessageType for GroupRoleDataReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_data_reply::AgentData::decode(r)?,
@@ -55410,6 +55777,7 @@ impl MessageType for GroupRoleMembersRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_members_request::AgentData::decode(r)?,
@@ -55553,6 +55921,7 @@ impl MessageType for GroupRoleMembersReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_members_reply::AgentData::decode(r)?,
@@ -55667,6 +56036,7 @@ impl MessageType for GroupTitlesRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_titles_request::AgentData::decode(r)?,
@@ -55807,6 +56177,7 @@ impl MessageType for GroupTitlesReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_titles_reply::AgentData::decode(r)?,
@@ -55924,6 +56295,7 @@ impl MessageType for GroupTitleUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_title_update::AgentData::decode(r)?,
@@ -56080,6 +56452,7 @@ impl MessageType for GroupRoleUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: group_role_update::AgentData::decode(r)?,
@@ -56187,6 +56560,7 @@ impl MessageType for LiveHelpGroupRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             request_data: live_help_group_request::RequestData::decode(r)?,
@@ -56279,6 +56653,7 @@ impl MessageType for LiveHelpGroupReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             reply_data: live_help_group_reply::ReplyData::decode(r)?,
@@ -56369,6 +56744,7 @@ impl MessageType for AgentWearablesRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_wearables_request::AgentData::decode(r)?,
@@ -56513,6 +56889,7 @@ impl MessageType for AgentWearablesUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_wearables_update::AgentData::decode(r)?,
@@ -56660,6 +57037,7 @@ impl MessageType for AgentIsNowWearing {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_is_now_wearing::AgentData::decode(r)?,
@@ -56810,6 +57188,7 @@ impl MessageType for AgentCachedTexture {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_cached_texture::AgentData::decode(r)?,
@@ -56966,6 +57345,7 @@ impl MessageType for AgentCachedTextureResponse {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_cached_texture_response::AgentData::decode(r)?,
@@ -57072,6 +57452,7 @@ impl MessageType for AgentDataUpdateRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_data_update_request::AgentData::decode(r)?,
@@ -57206,6 +57587,7 @@ impl MessageType for AgentDataUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_data_update::AgentData::decode(r)?,
@@ -57302,6 +57684,7 @@ impl MessageType for GroupDataUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_group_data: r.blocks(
@@ -57461,6 +57844,7 @@ impl MessageType for AgentGroupDataUpdate {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_group_data_update::AgentData::decode(r)?,
@@ -57571,6 +57955,7 @@ impl MessageType for AgentDropGroup {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: agent_drop_group::AgentData::decode(r)?,
@@ -57682,6 +58067,7 @@ impl MessageType for LogTextMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: r.blocks(
@@ -57785,6 +58171,7 @@ impl MessageType for CreateTrustedCircuit {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: create_trusted_circuit::DataBlock::decode(r)?,
@@ -57873,6 +58260,7 @@ impl MessageType for DenyTrustedCircuit {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: deny_trusted_circuit::DataBlock::decode(r)?,
@@ -58068,6 +58456,7 @@ impl MessageType for RezSingleAttachmentFromInv {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_single_attachment_from_inv::AgentData::decode(r)?,
@@ -58290,6 +58679,7 @@ impl MessageType for RezMultipleAttachmentsFromInv {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_multiple_attachments_from_inv::AgentData::decode(r)?,
@@ -58402,6 +58792,7 @@ impl MessageType for DetachAttachmentIntoInv {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: detach_attachment_into_inv::ObjectData::decode(r)?,
@@ -58567,6 +58958,7 @@ impl MessageType for CreateNewOutfitAttachments {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: create_new_outfit_attachments::AgentData::decode(r)?,
@@ -58677,6 +59069,7 @@ impl MessageType for UserInfoRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: user_info_request::AgentData::decode(r)?,
@@ -58808,6 +59201,7 @@ impl MessageType for UserInfoReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: user_info_reply::AgentData::decode(r)?,
@@ -58943,6 +59337,7 @@ impl MessageType for UpdateUserInfo {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: update_user_info::AgentData::decode(r)?,
@@ -59035,6 +59430,7 @@ impl MessageType for ParcelRename {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             parcel_data: r.blocks(
@@ -59177,6 +59573,7 @@ impl MessageType for InitiateDownload {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: initiate_download::AgentData::decode(r)?,
@@ -59308,6 +59705,7 @@ impl MessageType for SystemMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             method_data: system_message::MethodData::decode(r)?,
@@ -59437,6 +59835,7 @@ impl MessageType for MapLayerRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_layer_request::AgentData::decode(r)?,
@@ -59578,6 +59977,7 @@ impl MessageType for MapLayerReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_layer_reply::AgentData::decode(r)?,
@@ -59764,6 +60164,7 @@ impl MessageType for MapBlockRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_block_request::AgentData::decode(r)?,
@@ -59912,6 +60313,7 @@ impl MessageType for MapNameRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_name_request::AgentData::decode(r)?,
@@ -60124,6 +60526,7 @@ impl MessageType for MapBlockReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_block_reply::AgentData::decode(r)?,
@@ -60306,6 +60709,7 @@ impl MessageType for MapItemRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_item_request::AgentData::decode(r)?,
@@ -60508,6 +60912,7 @@ impl MessageType for MapItemReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: map_item_reply::AgentData::decode(r)?,
@@ -60688,6 +61093,7 @@ impl MessageType for SendPostcard {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: send_postcard::AgentData::decode(r)?,
@@ -60787,6 +61193,7 @@ impl MessageType for RpcChannelRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: rpc_channel_request::DataBlock::decode(r)?,
@@ -60881,6 +61288,7 @@ impl MessageType for RpcChannelReply {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: rpc_channel_reply::DataBlock::decode(r)?,
@@ -61028,6 +61436,7 @@ impl MessageType for RpcScriptRequestInbound {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             target_block: rpc_script_request_inbound::TargetBlock::decode(r)?,
@@ -61158,6 +61567,7 @@ impl MessageType for RpcScriptRequestInboundForward {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: rpc_script_request_inbound_forward::DataBlock::decode(r)?,
@@ -61260,6 +61670,7 @@ impl MessageType for RpcScriptReplyInbound {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: rpc_script_reply_inbound::DataBlock::decode(r)?,
@@ -61357,6 +61768,7 @@ impl MessageType for ScriptMailRegistration {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: script_mail_registration::DataBlock::decode(r)?,
@@ -61450,6 +61862,7 @@ impl MessageType for ParcelMediaCommandMessage {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             command_block: parcel_media_command_message::CommandBlock::decode(r)?,
@@ -61599,6 +62012,7 @@ impl MessageType for ParcelMediaUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: parcel_media_update::DataBlock::decode(r)?,
@@ -61743,6 +62157,7 @@ impl MessageType for LandStatRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: land_stat_request::AgentData::decode(r)?,
@@ -61912,6 +62327,7 @@ impl MessageType for LandStatReply {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             request_data: land_stat_reply::RequestData::decode(r)?,
@@ -62102,6 +62518,7 @@ impl MessageType for Error {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: error::AgentData::decode(r)?,
@@ -62234,6 +62651,7 @@ impl MessageType for ObjectIncludeInSearch {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_include_in_search::AgentData::decode(r)?,
@@ -62495,6 +62913,7 @@ impl MessageType for RezRestoreToWorld {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpDeprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: rez_restore_to_world::AgentData::decode(r)?,
@@ -62662,6 +63081,7 @@ impl MessageType for LinkInventoryItem {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: link_inventory_item::AgentData::decode(r)?,

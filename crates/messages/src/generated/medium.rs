@@ -305,6 +305,7 @@ impl MessageType for ObjectAdd {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_add::AgentData::decode(r)?,
@@ -447,6 +448,7 @@ impl MessageType for MultipleObjectUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: multiple_object_update::AgentData::decode(r)?,
@@ -601,6 +603,7 @@ impl MessageType for RequestMultipleObjects {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_multiple_objects::AgentData::decode(r)?,
@@ -755,6 +758,7 @@ impl MessageType for ObjectPosition {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::Deprecated);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: object_position::AgentData::decode(r)?,
@@ -904,6 +908,7 @@ impl MessageType for RequestObjectPropertiesFamily {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: request_object_properties_family::AgentData::decode(r)?,
@@ -1080,6 +1085,7 @@ impl MessageType for CoarseLocationUpdate {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             location: r.fixed_blocks::<3, _>(coarse_location_update::Location::from_run)?,
@@ -1304,6 +1310,7 @@ impl MessageType for CrossedRegion {
     const DEPRECATION: Option<Deprecation> = Some(Deprecation::UdpBlackListed);
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: crossed_region::AgentData::decode(r)?,
@@ -1401,6 +1408,7 @@ impl MessageType for ConfirmEnableSimulator {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: confirm_enable_simulator::AgentData::decode(r)?,
@@ -1640,6 +1648,7 @@ impl MessageType for ObjectProperties {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: r.blocks(
@@ -1812,6 +1821,7 @@ impl MessageType for ObjectPropertiesFamily {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             object_data: object_properties_family::ObjectData::decode(r)?,
@@ -1966,6 +1976,7 @@ impl MessageType for ParcelPropertiesRequest {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: parcel_properties_request::AgentData::decode(r)?,
@@ -2059,6 +2070,7 @@ impl MessageType for SimStatus {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             sim_status: sim_status::SimStatus::decode(r)?,
@@ -2161,6 +2173,7 @@ impl MessageType for AttachedSound {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: attached_sound::DataBlock::decode(r)?,
@@ -2248,6 +2261,7 @@ impl MessageType for AttachedSoundGainChange {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = true;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: attached_sound_gain_change::DataBlock::decode(r)?,
@@ -2336,6 +2350,7 @@ impl MessageType for PreloadSound {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: r.fixed_blocks::<48, _>(preload_sound::DataBlock::from_run)?,
@@ -2441,6 +2456,7 @@ impl MessageType for InternalScriptMail {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             data_block: internal_script_mail::DataBlock::decode(r)?,
@@ -2604,6 +2620,7 @@ impl MessageType for ViewerEffect {
     const DEPRECATION: Option<Deprecation> = None;
     const FIXED_SIZE: bool = false;
 
+    #[inline]
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             agent_data: viewer_effect::AgentData::decode(r)?,
