@@ -247,36 +247,53 @@ thread_local! {
     static ENCODE_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Puts the encode buffer back for the next packet, unless an oversized region grew it.
-fn keep_encode_scratch(plain: Vec<u8>) {
-    if plain.capacity() <= 4 * zerocode::MAX_DECODED_LEN {
-        ENCODE_SCRATCH.set(plain);
-    }
-}
-
 thread_local! {
     /// A per-thread buffer of [`zerocode::MAX_DECODED_LEN`] bytes to zero-decode into: no
     /// allocation once it exists, and no pass to size it or clear it first.
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The thread's zero-decoding buffer, taken out of its cell for one decode and put back when
-/// dropped (an empty `Vec` stays behind meanwhile, which does not allocate).
-struct Scratch(Vec<u8>);
+/// One of the thread's scratch buffers (the encoding one when `ENCODE`), taken out of its cell
+/// for one packet and put back when dropped, on every path (an empty `Vec`, which does not
+/// allocate, stays behind meanwhile).
+// The cell is chosen by a constant rather than held as a `&LocalKey`: through a reference the
+// thread-local access is a call, on a known static it is inlined.
+struct Scratch<const ENCODE: bool> {
+    buf: Vec<u8>,
+}
 
-impl Scratch {
+impl<const ENCODE: bool> Scratch<ENCODE> {
+    fn cell() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<u8>>> {
+        if ENCODE { &ENCODE_SCRATCH } else { &SCRATCH }
+    }
+
     fn take() -> Self {
-        let mut v = SCRATCH.take();
-        if v.len() < zerocode::MAX_DECODED_LEN {
-            v.resize(zerocode::MAX_DECODED_LEN, 0);
+        Scratch {
+            buf: Self::cell().take(),
         }
-        Scratch(v)
     }
 }
 
-impl Drop for Scratch {
+impl Scratch<false> {
+    /// Zero-decodes `region` into the buffer (grown once to the decoding limit).
+    #[inline]
+    fn zero_decode(&mut self, region: &[u8]) -> Result<&[u8], DecodeError> {
+        if self.buf.len() < zerocode::MAX_DECODED_LEN {
+            self.buf.resize(zerocode::MAX_DECODED_LEN, 0);
+        }
+        let n = zerocode::decode_into(region, &mut self.buf)?;
+        Ok(&self.buf[..n])
+    }
+}
+
+impl<const ENCODE: bool> Drop for Scratch<ENCODE> {
+    #[inline]
     fn drop(&mut self) {
-        SCRATCH.set(std::mem::take(&mut self.0));
+        // The decoding buffer never grows past the decoding limit; the encoding one is not
+        // kept when an oversized region grew it past use.
+        if !ENCODE || self.buf.capacity() <= 4 * zerocode::MAX_DECODED_LEN {
+            Self::cell().set(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -327,7 +344,10 @@ impl From<&'static [u8]> for RawBytes {
 
 impl std::fmt::Debug for RawBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&self.to_bytes(), f)
+        match &self.0 {
+            Some(b) => std::fmt::Debug::fmt(b, f),
+            None => std::fmt::Debug::fmt(&Bytes::new(), f),
+        }
     }
 }
 
@@ -455,9 +475,8 @@ impl Packet {
         // copy of it.
         let mut scratch;
         let region = if frame.flags & FLAG_ZEROCODED != 0 {
-            scratch = Scratch::take();
-            let n = zerocode::decode_into(frame.region, &mut scratch.0)?;
-            &scratch.0[..n]
+            scratch = Scratch::<false>::take();
+            scratch.zero_decode(frame.region)?
         } else {
             frame.region
         };
@@ -482,9 +501,8 @@ impl Packet {
             // Variable fields are copied out of the decoded region, as `decode` does: sharing
             // a copy of the region would cost that copy's allocation, plus a second one for its
             // reference count on the first slice (a `Bytes` made from a `Vec` allocates one).
-            scratch = Scratch::take();
-            let n = zerocode::decode_into(frame.region, &mut scratch.0)?;
-            Reader::new(&scratch.0[..n])
+            scratch = Scratch::<false>::take();
+            Reader::new(scratch.zero_decode(frame.region)?)
         } else {
             // The reader shares the datagram itself: no extra `Bytes` of the region.
             let end = 6 + frame.region.len();
@@ -611,23 +629,21 @@ impl Packet {
                 // The plain region goes into a per-thread buffer and is coded from there into
                 // `out`: no allocation once the buffer has grown, and nothing to clear first
                 // (a fixed 8 KiB stack buffer cost a memset of its whole size per packet).
-                let mut plain = ENCODE_SCRATCH.take();
+                let mut scratch = Scratch::<true>::take();
+                let plain = &mut scratch.buf;
                 plain.clear();
-                let written = self.write_region(&mut plain);
-                if let Err(e) = written {
-                    keep_encode_scratch(plain);
+                if let Err(e) = self.write_region(plain) {
                     out.truncate(start);
                     return Err(e);
                 }
-                let coded_len = zerocode::encoded_len(&plain);
+                let coded_len = zerocode::encoded_len(plain);
                 if self.zero_coding == ZeroCoding::Always || coded_len < plain.len() {
                     flags |= FLAG_ZEROCODED;
                     out.reserve(coded_len);
-                    zerocode::encode(&plain, out);
+                    zerocode::encode(plain, out);
                 } else {
-                    out.put_slice(&plain);
+                    out.put_slice(plain);
                 }
-                keep_encode_scratch(plain);
             }
         }
         if flags & FLAG_ACKS != 0 {
