@@ -143,6 +143,28 @@ fn has_run_decoder(b: &BlockDef) -> bool {
     !b.fields.is_empty() && b.is_fixed_size()
 }
 
+/// Reads a run of fixed-size fields: the `r.fixed_run` call that bounds-checks them all at
+/// once, and each field's name with its expression over the run's bytes, bound to `bytes`.
+fn fixed_run(fields: &[&FieldDef], bytes: &str) -> (String, Vec<(String, String)>) {
+    let sizes: Vec<usize> = fields.iter().filter_map(|f| f.ty.fixed_size()).collect();
+    let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let read = format!(
+        "r.fixed_run::<{}>(&[{}])?",
+        sizes.iter().sum::<usize>(),
+        list.join(", ")
+    );
+    let mut at = 0;
+    let exprs = fields
+        .iter()
+        .map(|f| {
+            let e = (snake(&f.name), run_expr(f.ty, bytes, at));
+            at += f.ty.fixed_size().unwrap_or(0);
+            e
+        })
+        .collect();
+    (read, exprs)
+}
+
 /// Whether the `Message` variant of `m` holds it in a `Box`.
 fn is_boxed(m: &MessageDef) -> bool {
     message_size(m) > MAX_INLINE_MESSAGE
@@ -694,33 +716,21 @@ fn gen_block(out: &mut String, m: &MessageDef, b: &BlockDef) {
     if has_run_decoder(b) {
         // A block of fixed-size fields is built from its bytes alone, so that a Variable
         // block of them is read with one bounds check for all its instances.
-        let sizes: Vec<String> = b
-            .fields
-            .iter()
-            .filter_map(|f| f.ty.fixed_size())
-            .map(|n| n.to_string())
-            .collect();
+        let fields: Vec<&FieldDef> = b.fields.iter().collect();
+        let (read, exprs) = fixed_run(&fields, "b0");
         // A Variable block of them only ever decodes through `Reader::fixed_blocks`.
         if b.kind != BlockKind::Variable {
             let _ = writeln!(
                 out,
-                "        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {{\n            Ok(Self::from_run(r.fixed_run::<{fixed}>(&[{}])?))\n        }}\n",
-                sizes.join(", ")
+                "        pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {{\n            Ok(Self::from_run({read}))\n        }}\n"
             );
         }
         let _ = writeln!(
             out,
             "        #[inline(always)]\n        pub(crate) fn from_run(b0: &[u8; {fixed}]) -> Self {{\n            Self {{"
         );
-        let mut at = 0;
-        for f in &b.fields {
-            let _ = writeln!(
-                out,
-                "                {}: {},",
-                snake(&f.name),
-                run_expr(f.ty, "b0", at)
-            );
-            at += f.ty.fixed_size().unwrap_or(0);
+        for (name, expr) in &exprs {
+            let _ = writeln!(out, "                {name}: {expr},");
         }
         out.push_str("            }\n        }\n\n");
     } else {
@@ -742,22 +752,10 @@ fn gen_block(out: &mut String, m: &MessageDef, b: &BlockDef) {
             }
             let name = format!("b{runs}");
             *runs += 1;
-            let sizes: Vec<String> = run
-                .iter()
-                .filter_map(|f| f.ty.fixed_size())
-                .map(|n| n.to_string())
-                .collect();
-            let total: usize = run.iter().filter_map(|f| f.ty.fixed_size()).sum();
-            let _ = writeln!(
-                out,
-                "            let {name} = r.fixed_run::<{total}>(&[{}])?;",
-                sizes.join(", ")
-            );
-            let mut at = 0;
-            for f in run.drain(..) {
-                exprs.push((snake(&f.name), run_expr(f.ty, &name, at)));
-                at += f.ty.fixed_size().unwrap_or(0);
-            }
+            let (read, run_exprs) = fixed_run(run, &name);
+            let _ = writeln!(out, "            let {name} = {read};");
+            exprs.extend(run_exprs);
+            run.clear();
         };
         for f in &b.fields {
             if f.ty.fixed_size().is_some() {
@@ -850,6 +848,11 @@ fn gen_mod(template: &Template) -> String {
     // Sorted by (frequency, number) so that lookups can binary-search.
     let mut sorted: Vec<&MessageDef> = template.messages.iter().collect();
     sorted.sort_by_key(|m| (m.frequency, m.number));
+    // Each frequency's dispatch table: its name and the number it starts at.
+    let tables: Vec<(Frequency, &str, u32)> = FREQUENCY_TABLES
+        .iter()
+        .map(|&(f, name)| (f, name, dispatch_first(&sorted, f)))
+        .collect();
 
     // The enum.
     out.push_str("/// Any message of the template, or one the template does not know.\n");
@@ -915,8 +918,7 @@ fn gen_mod(template: &Template) -> String {
     out.push_str(
         "        let (table, first): (&[Option<DecodeFn>], u32) = match id.frequency() {\n",
     );
-    for (f, name) in FREQUENCY_TABLES {
-        let first = dispatch_first(&sorted, f);
+    for &(f, name, first) in &tables {
         let _ = writeln!(
             out,
             "            {} => (&{name}, {first:#X}),",
@@ -997,8 +999,7 @@ fn gen_mod(template: &Template) -> String {
     );
     out.push_str("/// Keeps the body of a message the template does not have; out of line and cold, so that\n/// the dispatch saves no registers for it.\n#[cold]\n#[inline(never)]\nfn decode_unknown(out: &mut Message, id: MessageId, r: &mut Reader<'_>) -> Result<(), DecodeError> {\n    *out = Message::Unknown(UnknownMessage { id, body: r.rest() });\n    Ok(())\n}\n\n");
     out.push_str("/// Decodes one message body into a [`Message`]: an entry of the dispatch tables.\ntype DecodeFn = fn(&mut Message, &mut Reader<'_>) -> Result<(), DecodeError>;\n\n");
-    for (f, name) in FREQUENCY_TABLES {
-        let first = dispatch_first(&sorted, f);
+    for &(f, name, first) in &tables {
         let of = || sorted.iter().filter(move |m| m.frequency == f);
         let len = of().map(|m| m.number - first + 1).max().unwrap_or(0);
         let _ = writeln!(
