@@ -278,8 +278,11 @@ mod tests {
     }
 
     #[test]
-    fn decoding_in_place_dispatches_every_number_as_decode_does() {
-        // Every number of every class, known or not, around the dispatch tables' ends too.
+    fn every_number_dispatches_to_its_template_message() {
+        // Every number of every class, known or not, around the dispatch tables' ends too:
+        // each known one decodes as the message `lookup` names, each other one as Unknown.
+        // (`Message::decode` itself decodes in place into a placeholder, so the comparison
+        // that matters below is decoding over a message that owns heap data.)
         let numbers = |f: Frequency| -> Vec<u32> {
             match f {
                 Frequency::High | Frequency::Medium => (0..=255).collect(),
@@ -301,7 +304,7 @@ mod tests {
                 let id = MessageId::new(f, n);
                 let mut a = Reader::new(&body);
                 let by_value = Message::decode(id, &mut a);
-                // Both from the fieldless placeholder and from a message with heap data.
+                // Over the fieldless placeholder and over a message with heap data alike.
                 for start in [
                     Message::CloseCircuit(CloseCircuit),
                     Message::Unknown(UnknownMessage {
